@@ -1,0 +1,221 @@
+//! The one way this project runs external programs: log the command line, capture stderr into the
+//! error, check the exit status.
+
+use std::ffi::OsStr;
+use std::io::{Read, Seek, SeekFrom};
+use std::process::{Command, Output, Stdio};
+
+use anyhow::{Context, Result, bail};
+
+/// How many bytes of a failed command's stderr end up in the error message.
+const STDERR_TAIL: u64 = 4096;
+
+/// Renders a command line the way a user would type it, for logs and errors.
+pub fn display(cmd: &Command) -> String {
+    let mut parts = vec![quote(cmd.get_program())];
+    parts.extend(cmd.get_args().map(quote));
+    parts.join(" ")
+}
+
+fn quote(s: &OsStr) -> String {
+    let s = s.to_string_lossy();
+    if !s.is_empty()
+        && s.chars()
+            .all(|c| c.is_ascii_alphanumeric() || "-_./=:,+@%".contains(c))
+    {
+        s.into_owned()
+    } else {
+        format!("'{}'", s.replace('\'', r"'\''"))
+    }
+}
+
+/// Extension trait on [`Command`] used everywhere a program is spawned.
+pub trait CommandExt {
+    /// Runs the command with stdin closed and stdout inherited-to-log; fails with the command line,
+    /// exit status and the tail of stderr.
+    fn run(&mut self) -> Result<()>;
+    /// Runs the command and returns its stdout; fails like [`CommandExt::run`].
+    fn run_stdout(&mut self) -> Result<Vec<u8>>;
+    /// Like [`CommandExt::run_stdout`], as UTF-8 text.
+    fn run_text(&mut self) -> Result<String>;
+}
+
+impl CommandExt for Command {
+    fn run(&mut self) -> Result<()> {
+        let line = display(self);
+        tracing::debug!("exec: {line}");
+        let mut stderr = tempfile::tempfile().context("creating stderr capture file")?;
+        self.stdin(Stdio::null()).stdout(Stdio::null()).stderr(
+            stderr
+                .try_clone()
+                .context("duplicating stderr capture file")?,
+        );
+        let status = self
+            .status()
+            .with_context(|| format!("running `{line}`: {}", missing_hint(self)))?;
+        if !status.success() {
+            bail!("`{line}` failed ({status}){}", tail(&mut stderr));
+        }
+        Ok(())
+    }
+
+    fn run_stdout(&mut self) -> Result<Vec<u8>> {
+        let line = display(self);
+        tracing::debug!("exec: {line}");
+        self.stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        let Output {
+            status,
+            stdout,
+            stderr,
+        } = self
+            .output()
+            .with_context(|| format!("running `{line}`: {}", missing_hint(self)))?;
+        if !status.success() {
+            let text = String::from_utf8_lossy(&stderr);
+            let start = text.len().saturating_sub(STDERR_TAIL as usize);
+            let start = (start..text.len())
+                .find(|&i| text.is_char_boundary(i))
+                .unwrap_or(text.len());
+            bail!("`{line}` failed ({status}){}", fmt_tail(&text[start..]));
+        }
+        Ok(stdout)
+    }
+
+    fn run_text(&mut self) -> Result<String> {
+        let out = self.run_stdout()?;
+        let line = display(self);
+        String::from_utf8(out).with_context(|| format!("output of `{line}` is not UTF-8"))
+    }
+}
+
+fn tail(f: &mut std::fs::File) -> String {
+    let len = f.seek(SeekFrom::End(0)).unwrap_or(0);
+    let _ = f.seek(SeekFrom::Start(len.saturating_sub(STDERR_TAIL)));
+    let mut buf = Vec::new();
+    let _ = f.read_to_end(&mut buf);
+    fmt_tail(&String::from_utf8_lossy(&buf))
+}
+
+fn fmt_tail(text: &str) -> String {
+    let text = text.trim_end();
+    if text.is_empty() {
+        String::new()
+    } else {
+        format!(":\n{text}")
+    }
+}
+
+/// When spawning fails because the program is missing, name the Debian package that ships it.
+fn missing_hint(cmd: &Command) -> String {
+    let prog = cmd.get_program().to_string_lossy().into_owned();
+    match debian_package_for(&prog) {
+        Some(pkg) => format!("is `{prog}` installed? (Debian package `{pkg}`)"),
+        None => format!("is `{prog}` installed?"),
+    }
+}
+
+/// The Debian package that provides a host tool this project runs.
+pub fn debian_package_for(program: &str) -> Option<&'static str> {
+    let name = program.rsplit('/').next().unwrap_or(program);
+    Some(match name {
+        "ostree" => "ostree",
+        "mke2fs" | "mkfs.ext4" | "mkfs.ext3" | "e2fsck" | "debugfs" | "tune2fs" => "e2fsprogs",
+        "mkfs.fat" | "mkfs.vfat" | "fsck.fat" => "dosfstools",
+        "mcopy" | "mmd" | "mdir" => "mtools",
+        "mkfs.btrfs" | "btrfs" => "btrfs-progs",
+        "mkfs.xfs" | "xfs_repair" => "xfsprogs",
+        "mkswap" => "util-linux",
+        "sgdisk" => "gdisk",
+        "sfdisk" => "fdisk",
+        "grub-mkimage" => "grub2-common",
+        "qemu-img" => "qemu-utils",
+        "qemu-system-x86_64" => "qemu-system-x86",
+        "mksquashfs" | "unsquashfs" => "squashfs-tools",
+        "xorriso" | "xorrisofs" => "xorriso",
+        "debootstrap" => "debootstrap",
+        "bwrap" => "bubblewrap",
+        "xmllint" => "libxml2-utils",
+        "gpg" => "gnupg",
+        "pvck" | "vgs" | "lvs" | "pvs" => "lvm2",
+        "cpio" => "cpio",
+        "zstd" => "zstd",
+        "xz" => "xz-utils",
+        _ => return None,
+    })
+}
+
+/// Fails with a clear message naming the Debian package when `program` is not on `PATH`.
+pub fn require_program(program: &str) -> Result<()> {
+    if find_in_path(program).is_some() {
+        return Ok(());
+    }
+    match debian_package_for(program) {
+        Some(pkg) => {
+            bail!("required program `{program}` not found; install the Debian package `{pkg}`")
+        }
+        None => bail!("required program `{program}` not found on PATH"),
+    }
+}
+
+/// Looks `program` up on `PATH` (plus the sbin directories, which root's PATH may lack).
+pub fn find_in_path(program: &str) -> Option<std::path::PathBuf> {
+    if program.contains('/') {
+        let p = std::path::PathBuf::from(program);
+        return p.is_file().then_some(p);
+    }
+    let path = std::env::var_os("PATH").unwrap_or_default();
+    std::env::split_paths(&path)
+        .chain(["/usr/sbin", "/sbin"].map(Into::into))
+        .map(|d| d.join(program))
+        .find(|p| p.is_file())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn success_and_stdout() {
+        Command::new("true").run().unwrap();
+        let out = Command::new("sh")
+            .args(["-c", "printf hello"])
+            .run_text()
+            .unwrap();
+        assert_eq!(out, "hello");
+    }
+
+    #[test]
+    fn failure_carries_command_status_and_stderr() {
+        let err = Command::new("sh")
+            .args(["-c", "echo boom-from-stderr 1>&2; exit 3"])
+            .run()
+            .unwrap_err();
+        let msg = format!("{err:#}");
+        assert!(msg.contains("sh -c"), "{msg}");
+        assert!(msg.contains("exit status: 3"), "{msg}");
+        assert!(msg.contains("boom-from-stderr"), "{msg}");
+
+        let err = Command::new("sh")
+            .args(["-c", "echo out-err 1>&2; exit 4"])
+            .run_stdout()
+            .unwrap_err();
+        assert!(format!("{err:#}").contains("out-err"));
+    }
+
+    #[test]
+    fn missing_program_names_debian_package() {
+        let err = Command::new("/nonexistent/mkfs.fat").run().unwrap_err();
+        assert!(format!("{err:#}").contains("dosfstools"), "{err:#}");
+        let err = require_program("no-such-program-xyz").unwrap_err();
+        assert!(err.to_string().contains("no-such-program-xyz"));
+    }
+
+    #[test]
+    fn display_quotes_only_when_needed() {
+        let mut c = Command::new("echo");
+        c.args(["plain", "two words", "it's"]);
+        assert_eq!(display(&c), r"echo plain 'two words' 'it'\''s'");
+    }
+}

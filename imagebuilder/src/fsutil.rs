@@ -1,0 +1,55 @@
+//! Output files appear whole or not at all: written under a temporary name in the destination
+//! directory, then renamed into place.
+
+use std::fs;
+use std::io::Write;
+use std::path::Path;
+
+use anyhow::{Context, Result};
+
+/// Writes `contents` to `path` atomically (temp file in the same directory, fsync, rename).
+pub fn write_atomic(path: &Path, contents: &[u8]) -> Result<()> {
+    let dir = parent_dir(path);
+    fs::create_dir_all(dir).with_context(|| format!("creating directory {}", dir.display()))?;
+    let mut tmp = tempfile::Builder::new()
+        .prefix(".imagebuilder-tmp-")
+        .tempfile_in(dir)
+        .with_context(|| format!("creating temporary file in {}", dir.display()))?;
+    tmp.write_all(contents)
+        .and_then(|()| tmp.as_file().sync_all())
+        .with_context(|| format!("writing {}", path.display()))?;
+    tmp.persist(path)
+        .map_err(|e| e.error)
+        .with_context(|| format!("renaming temporary file to {}", path.display()))?;
+    Ok(())
+}
+
+/// The directory a path lives in (`.` for a bare file name).
+pub fn parent_dir(path: &Path) -> &Path {
+    match path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p,
+        _ => Path::new("."),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn write_atomic_creates_and_replaces_without_leftovers() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("sub/out.txt");
+        write_atomic(&p, b"one").unwrap();
+        write_atomic(&p, b"two").unwrap();
+        assert_eq!(fs::read(&p).unwrap(), b"two");
+        let names: Vec<_> = fs::read_dir(p.parent().unwrap()).unwrap().collect();
+        assert_eq!(names.len(), 1, "temporary files left behind");
+    }
+
+    #[test]
+    fn write_atomic_reports_path_on_failure() {
+        let err = write_atomic(Path::new("/proc/no-such-dir/x"), b"x").unwrap_err();
+        assert!(format!("{err:#}").contains("/proc/no-such-dir"));
+    }
+}
