@@ -3,6 +3,7 @@
 //! All work lives in this library so that tests call it directly; `src/main.rs` and `src/cli/` hold
 //! only clap types and dispatch.
 
+pub mod boot_test;
 pub mod cmd;
 pub mod fsutil;
 pub mod logging;

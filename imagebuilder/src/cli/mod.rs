@@ -1,6 +1,8 @@
 //! Command-line interface: one clap type per leaf subcommand, one `match` dispatching to the library.
 //! Exit codes: 0 success, 1 failure (or invalid input), 2 usage error (clap's own).
 
+mod boot_test;
+
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
@@ -16,12 +18,16 @@ pub struct Cli {
 }
 
 #[derive(Debug, Subcommand)]
-enum Cmd {}
+enum Cmd {
+    BootTest(boot_test::BootTestArgs),
+}
 
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
     imagebuilder::logging::init(cli.verbose);
-    let result: anyhow::Result<ExitCode> = match cli.command {};
+    let result: anyhow::Result<ExitCode> = match cli.command {
+        Cmd::BootTest(a) => boot_test::boot_test(a),
+    };
     match result {
         Ok(code) => code,
         Err(e) => {
