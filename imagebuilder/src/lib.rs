@@ -7,4 +7,5 @@ pub mod boot_test;
 pub mod cmd;
 pub mod fsutil;
 pub mod logging;
+pub mod post;
 pub mod sysconfig;
