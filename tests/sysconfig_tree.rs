@@ -32,7 +32,9 @@ pub fn make() -> Tree {
         "[core]\nrepo_version=1\nmode=bare\n",
     )
     .unwrap();
-    fs::create_dir_all(&var).unwrap();
+    // What systemd-tmpfiles makes in the stateroot var at deployment (as Anaconda runs it).
+    fs::create_dir_all(var.join("home")).unwrap();
+    fs::create_dir_all(var.join("roothome")).unwrap();
     for d in [
         "usr/bin", "usr/sbin", "usr/lib", "etc", "proc", "dev", "run", "tmp", "var", "sysroot",
         "boot", "mnt",

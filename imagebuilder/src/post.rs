@@ -28,7 +28,7 @@
 //!   the image's root filesystem, which the caller computes. The scratch dirs are tmpfs of that size,
 //!   so the Fedora Atomic `dd if=/dev/zero of=/var/tmp/zeros; rm -f /var/tmp/zeros` ends with ENOSPC at
 //!   the image's own size, in memory, never on the host's disk. Every file is capped at that size too
-//!   (`RLIMIT_FSIZE`). Growth of the persistent `/etc` and `/var` is measured every 200 ms and the
+//!   (`RLIMIT_FSIZE`, 1 MiB above it so that a full tmpfs reports ENOSPC first). Growth of the persistent `/etc` and `/var` is measured every 200 ms and the
 //!   sandbox is killed when it passes the limit; that fails the build.
 //!
 //!   bubblewrap 0.8 (Debian 12) has no overlay support, and the project does not mount anything on the
@@ -155,7 +155,9 @@ fn tail(path: &Path, lines: usize) -> String {
 fn sandbox(t: &Target, s: &PostScript, opts: &PostOptions, script_file: &Path) -> Command {
     let limit = opts.space_limit.max(1).to_string();
     let mut c = Command::new("prlimit");
-    c.arg(format!("--fsize={}", opts.space_limit.max(1)))
+    // One MiB above the limit, so that a full scratch tmpfs reports ENOSPC (what scripts expect)
+    // before the file size limit's SIGXFSZ.
+    c.arg(format!("--fsize={}", opts.space_limit.max(1) + (1 << 20)))
         .arg("--")
         .arg("bwrap");
     c.args([
