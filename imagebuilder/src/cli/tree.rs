@@ -123,13 +123,15 @@ pub fn treecompose(a: TreecomposeArgs) -> Result<ExitCode> {
             (None, Some(c)) => c.require("ref")?.to_owned(),
             (None, None) => anyhow::bail!("--ref is required with --rootfs (or -c with a `ref`)"),
         };
-        let repo = imagebuilder::tree::repo::open_or_init_archive(&repo_path)?;
         let version = match (a.version, policy) {
             (Some(v), _) => Some(v),
-            (None, Some(p)) => compose::next_version_for(&repo, &reference, &p)?,
+            (None, Some(p)) if repo_path.exists() => {
+                let repo = imagebuilder::tree::repo::open(&repo_path)?;
+                compose::next_version_for(&repo, &reference, &p)?
+            }
+            (None, Some(p)) => version::next_version(&p, None)?,
             (None, None) => None,
         };
-        drop(repo);
         let done = commit::commit_rootfs(
             &repo_path,
             &rootfs,
@@ -140,6 +142,7 @@ pub fn treecompose(a: TreecomposeArgs) -> Result<ExitCode> {
                 kernel_version: a.kernel_version,
                 timestamp: None,
                 gpg,
+                init_repo: true,
             },
         )?;
         if a.json {

@@ -89,6 +89,8 @@ pub struct CommitOptions {
     pub timestamp: Option<u64>,
     /// Sign the commit (and the summary) with this key.
     pub gpg: Option<GpgKey>,
+    /// Create the repository (archive mode) when it does not exist, once the input is checked.
+    pub init_repo: bool,
 }
 
 /// The result of a commit.
@@ -460,7 +462,11 @@ pub fn commit_rootfs(repo_path: &Path, rootfs: &Path, opts: &CommitOptions) -> R
         None => timestamp_from_env()?,
     };
     let var_entries = scan_var(rootfs)?;
-    let repo = super::repo::open(repo_path)?;
+    let repo = if opts.init_repo {
+        super::repo::open_or_init_archive(repo_path)?
+    } else {
+        super::repo::open(repo_path)?
+    };
     let parent = super::repo::resolve(&repo, &opts.reference)?;
 
     repo.prepare_transaction(gio::Cancellable::NONE)

@@ -93,6 +93,71 @@ pub enum Keyring {
     File(PathBuf),
 }
 
+/// The OpenPGP signatures held in a `summary.sig` file (an `a{sv}` variant whose `ostree.gpgsigs`
+/// entry is an array of binary signatures), concatenated.
+fn summary_gpg_signatures(sig_file: &[u8]) -> Result<Vec<u8>> {
+    let v =
+        glib::Variant::from_bytes_with_type(&glib::Bytes::from(sig_file), glib::VariantTy::VARDICT)
+            .normal_form();
+    let dict = glib::VariantDict::new(Some(&v));
+    let sigs = dict
+        .lookup_value("ostree.gpgsigs", Some(glib::VariantTy::BYTE_STRING_ARRAY))
+        .context("summary.sig holds no GPG signature (`ostree.gpgsigs`)")?;
+    let mut out = Vec::new();
+    for i in 0..sigs.n_children() {
+        out.extend_from_slice(&sigs.child_value(i).data_as_bytes());
+    }
+    if out.is_empty() {
+        bail!("summary.sig holds no GPG signature");
+    }
+    Ok(out)
+}
+
+/// Converts an ASCII-armoured keyring into a temporary binary one.
+fn dearmor(file: &Path) -> Result<tempfile::NamedTempFile> {
+    crate::cmd::require_program("gpg")?;
+    let keys = Command::new("gpg")
+        .args(["--batch", "--dearmor", "--output", "-"])
+        .arg(file)
+        .run_stdout()
+        .with_context(|| format!("reading the armoured keyring {}", file.display()))?;
+    temp_keyring(&keys)
+}
+
+fn temp_keyring(keys: &[u8]) -> Result<tempfile::NamedTempFile> {
+    let mut f = tempfile::Builder::new()
+        .prefix("imagebuilder-keyring-")
+        .suffix(".gpg")
+        .tempfile()
+        .context("creating a temporary keyring")?;
+    std::io::Write::write_all(&mut f, keys).context("writing a temporary keyring")?;
+    Ok(f)
+}
+
+/// Exports the public keys of a GnuPG home directory into a temporary keyring file.
+fn export_public_keys(homedir: &Path) -> Result<tempfile::NamedTempFile> {
+    if !homedir.is_dir() {
+        bail!(
+            "GnuPG home directory {} does not exist (--gpg-homedir)",
+            homedir.display()
+        );
+    }
+    crate::cmd::require_program("gpg")?;
+    let keys = Command::new("gpg")
+        .arg("--homedir")
+        .arg(homedir)
+        .args(["--batch", "--export"])
+        .run_stdout()
+        .with_context(|| format!("exporting the public keys of {}", homedir.display()))?;
+    if keys.is_empty() {
+        bail!(
+            "GnuPG home directory {} holds no public keys",
+            homedir.display()
+        );
+    }
+    temp_keyring(&keys)
+}
+
 /// What `verify` found.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct VerifyReport {
@@ -109,23 +174,30 @@ pub struct VerifyReport {
 pub fn verify(repo_path: &Path, reference: &str, keyring: &Keyring) -> Result<VerifyReport> {
     let repo = super::repo::open(repo_path)?;
     let commit = super::repo::require_ref(&repo, reference)?;
-    let (dir, file) = match keyring {
+    // libostree reads keyring *files*; a GnuPG home (keybox format) is exported into one first.
+    let exported;
+    let keyring_file = match keyring {
         Keyring::Homedir(h) => {
-            if !h.is_dir() {
-                bail!(
-                    "GnuPG home directory {} does not exist (--gpg-homedir)",
-                    h.display()
-                );
-            }
-            (Some(gio::File::for_path(h)), None)
+            exported = export_public_keys(h)?;
+            exported.path().to_owned()
         }
         Keyring::File(f) => {
             if !f.is_file() {
                 bail!("keyring {} does not exist (--keyring)", f.display());
             }
-            (None, Some(gio::File::for_path(f)))
+            let head =
+                std::fs::read(f).with_context(|| format!("reading keyring {}", f.display()))?;
+            if head.starts_with(b"-----BEGIN PGP") {
+                // libostree only reads binary keyrings.
+                exported = dearmor(f)?;
+                exported.path().to_owned()
+            } else {
+                f.clone()
+            }
         }
     };
+    let dir: Option<gio::File> = None;
+    let file = Some(gio::File::for_path(&keyring_file));
     let res = repo
         .verify_commit_ext(&commit, dir.as_ref(), file.as_ref(), gio::Cancellable::NONE)
         .with_context(|| format!("verifying the signature of commit {commit} ({reference})"))?;
@@ -145,7 +217,7 @@ pub fn verify(repo_path: &Path, reference: &str, keyring: &Keyring) -> Result<Ve
         .gpg_verify_data(
             None,
             &glib::Bytes::from_owned(summary),
-            &glib::Bytes::from_owned(sig),
+            &glib::Bytes::from_owned(summary_gpg_signatures(&sig)?),
             dir.as_ref(),
             file.as_ref(),
             gio::Cancellable::NONE,
