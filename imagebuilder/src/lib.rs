@@ -6,3 +6,4 @@
 pub mod cmd;
 pub mod fsutil;
 pub mod logging;
+pub mod tree;

@@ -5,6 +5,8 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
+mod tree;
+
 #[derive(Debug, Parser)]
 #[command(name = "imagebuilder", version, about, help_expected = true)]
 pub struct Cli {
@@ -16,12 +18,20 @@ pub struct Cli {
 }
 
 #[derive(Debug, Subcommand)]
-enum Cmd {}
+enum Cmd {
+    Treecompose(Box<tree::TreecomposeArgs>),
+    Verify(tree::VerifyArgs),
+    DemoTree(tree::DemoTreeArgs),
+}
 
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
     imagebuilder::logging::init(cli.verbose);
-    let result: anyhow::Result<ExitCode> = match cli.command {};
+    let result: anyhow::Result<ExitCode> = match cli.command {
+        Cmd::Treecompose(a) => tree::treecompose(*a),
+        Cmd::Verify(a) => tree::verify(a),
+        Cmd::DemoTree(a) => tree::demo_tree(a),
+    };
     match result {
         Ok(code) => code,
         Err(e) => {
