@@ -9,3 +9,4 @@ pub mod fsutil;
 pub mod logging;
 pub mod post;
 pub mod sysconfig;
+pub mod tree;

@@ -7,6 +7,8 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
+mod tree;
+
 #[derive(Debug, Parser)]
 #[command(name = "imagebuilder", version, about, help_expected = true)]
 pub struct Cli {
@@ -20,6 +22,9 @@ pub struct Cli {
 #[derive(Debug, Subcommand)]
 enum Cmd {
     BootTest(boot_test::BootTestArgs),
+    Treecompose(Box<tree::TreecomposeArgs>),
+    Verify(tree::VerifyArgs),
+    DemoTree(tree::DemoTreeArgs),
 }
 
 pub fn main() -> ExitCode {
@@ -27,6 +32,9 @@ pub fn main() -> ExitCode {
     imagebuilder::logging::init(cli.verbose);
     let result: anyhow::Result<ExitCode> = match cli.command {
         Cmd::BootTest(a) => boot_test::boot_test(a),
+        Cmd::Treecompose(a) => tree::treecompose(*a),
+        Cmd::Verify(a) => tree::verify(a),
+        Cmd::DemoTree(a) => tree::demo_tree(a),
     };
     match result {
         Ok(code) => code,
