@@ -353,6 +353,22 @@ pub fn run_script(
     Ok(outcome)
 }
 
+/// The kickstart's `%post` sections, in file order (other script kinds are not run by an image build).
+pub fn scripts_from_kickstart(ks: &kickstart::Kickstart) -> Vec<PostScript> {
+    ks.scripts
+        .iter()
+        .filter(|s| s.kind == kickstart::ScriptKind::Post)
+        .map(|s| PostScript {
+            body: s.body.clone(),
+            interpreter: Some(s.interpreter.clone()).filter(|i| !i.is_empty()),
+            nochroot: !s.chroot,
+            erroronfail: s.error_on_fail,
+            log: s.log.clone(),
+            line: Some(s.location.line),
+        })
+        .collect()
+}
+
 /// Runs the scripts in kickstart order; stops at the first failing `--erroronfail` script.
 pub fn run_scripts(
     t: &Target,
@@ -364,4 +380,25 @@ pub fn run_scripts(
         .enumerate()
         .map(|(i, s)| run_script(t, i + 1, s, opts))
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn post_sections_from_kickstart() {
+        let text = "rootpw --lock\n%pre\necho pre\n%end\n\
+                    %post --erroronfail --log=/root/post.log\necho one\n%end\n\
+                    %post --nochroot --interpreter=/usr/bin/python3\nprint(1)\n%end\n";
+        let ks = kickstart::parse(text, kickstart::Version::devel()).unwrap();
+        let s = scripts_from_kickstart(&ks);
+        assert_eq!(s.len(), 2);
+        assert!(s[0].erroronfail && !s[0].nochroot);
+        assert_eq!(s[0].log.as_deref(), Some("/root/post.log"));
+        assert_eq!(s[0].body, "echo one\n");
+        assert_eq!(s[0].line, Some(5));
+        assert!(s[1].nochroot);
+        assert_eq!(s[1].interpreter.as_deref(), Some("/usr/bin/python3"));
+    }
 }

@@ -17,6 +17,7 @@ pub mod accounts;
 pub mod crypt;
 pub mod files;
 pub mod firewall;
+pub mod from_ks;
 pub mod locale;
 pub mod network;
 pub mod services;
@@ -28,6 +29,7 @@ use anyhow::{Context, Result};
 use serde::Serialize;
 
 pub use files::Target;
+pub use from_ks::from_kickstart;
 
 /// A password as the kickstart gives it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
