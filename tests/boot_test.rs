@@ -13,9 +13,13 @@ use std::time::{Duration, Instant};
 
 use imagebuilder::boot_test::{BootSpec, DirectBoot, Login, run};
 use imagebuilder::cmd::CommandExt;
-use imagebuilder::sysconfig::{self, ApplyOptions, Password, RootPw, SystemConfig, Target};
+use imagebuilder::post::{self, PostOptions};
+use imagebuilder::sysconfig::{self, ApplyOptions, Target};
 
 const ROOT_PASSWORD: &str = "boot-test pw";
+
+const KICKSTART: &str = "rootpw 'boot-test pw'\nnetwork --hostname=bbtest\n\
+    %post --erroronfail\necho \"POST-MARKER-$((6*7))\" > /etc/post-marker\n%end\n";
 
 /// The Debian kernel install-deps.sh keeps for these tests.
 fn kernel() -> PathBuf {
@@ -40,8 +44,9 @@ fn kernel() -> PathBuf {
         })
 }
 
+#[derive(Clone)]
 struct Fixture {
-    _dir: tempfile::TempDir,
+    _dir: std::sync::Arc<tempfile::TempDir>,
     /// GRUB hybrid disk image (boots BIOS and UEFI from the disk).
     disk: PathBuf,
     initrd: PathBuf,
@@ -54,7 +59,7 @@ fn fixture() -> &'static Fixture {
     F.get_or_init(|| {
         let dir = tempfile::tempdir().unwrap();
         let root = dir.path().join("root");
-        for d in ["bin", "sbin", "etc", "proc", "sys", "dev", "root", "tmp", "var"] {
+        for d in ["bin", "sbin", "etc", "proc", "sys", "dev", "root", "tmp", "var", "run"] {
             fs::create_dir_all(root.join(d)).unwrap();
         }
         let busybox = imagebuilder::cmd::find_in_path("busybox")
@@ -69,7 +74,7 @@ fn fixture() -> &'static Fixture {
         fs::write(
             root.join("init"),
             "#!/bin/sh\nmount -t proc proc /proc\nmount -t sysfs sys /sys\nmount -t devtmpfs dev /dev\n\
-             hostname -F /etc/hostname\necho \"FIXTURE-MARKER-$((40+2))\"\nexec /sbin/init\n",
+             hostname -F /etc/hostname\necho \"FIXTURE-MARKER-$((40+2))\"\ncat /etc/post-marker\nexec /sbin/init\n",
         )
         .unwrap();
         use std::os::unix::fs::PermissionsExt;
@@ -79,16 +84,15 @@ fn fixture() -> &'static Fixture {
         fs::write(root.join("etc/shadow"), "root:*:19000:0:99999:7:::\n").unwrap();
         fs::write(root.join("etc/group"), "root:x:0:\n").unwrap();
         // The accounts and host name come from the sysconfig module under test.
-        let cfg = SystemConfig {
-            rootpw: Some(RootPw {
-                password: Some(Password::Plain(ROOT_PASSWORD.into())),
-                ..Default::default()
-            }),
-            hostname: Some("bbtest".into()),
-            ..Default::default()
-        };
-        let warnings = sysconfig::apply(&Target::plain(&root), &cfg, &ApplyOptions::default()).unwrap();
+        // Accounts, host name and a %post come from a kickstart, through the modules under test:
+        // busybox's `login` checks our SHA-512 crypt, and the %post (run with bubblewrap) leaves a
+        // marker that /init prints at boot.
+        let ks = kickstart::parse(KICKSTART, kickstart::Version::devel()).unwrap();
+        let target = Target::plain(&root);
+        let warnings = sysconfig::apply(&target, &sysconfig::from_kickstart(&ks), &ApplyOptions::default()).unwrap();
         assert!(warnings.is_empty(), "{warnings:?}");
+        let post_opts = PostOptions::new(dir.path().join("logs"), 64 << 20);
+        post::run_scripts(&target, &post::scripts_from_kickstart(&ks), &post_opts).unwrap();
 
         let iso = dir.path().join("iso");
         fs::create_dir_all(iso.join("boot/grub")).unwrap();
@@ -116,7 +120,7 @@ fn fixture() -> &'static Fixture {
             disk,
             initrd,
             kernel,
-            _dir: dir,
+            _dir: std::sync::Arc::new(dir),
         }
     })
 }
@@ -148,6 +152,8 @@ fn cli_bios_boot_logs_in_and_runs_commands() {
             "240",
             "--marker",
             "FIXTURE-MARKER-42",
+            "--marker",
+            "POST-MARKER-42",
             "--marker",
             "Linux version",
         ])
@@ -181,7 +187,12 @@ fn cli_bios_boot_logs_in_and_runs_commands() {
     );
     let m = v["markers"].as_array().unwrap();
     let t_marker = m[0]["seconds"].as_f64().unwrap();
-    let t_linux = m[1]["seconds"].as_f64().unwrap();
+    let t_post = m[1]["seconds"].as_f64().unwrap();
+    let t_linux = m[2]["seconds"].as_f64().unwrap();
+    assert!(
+        t_post >= t_marker,
+        "the %post marker is printed after the init's: {m:?}"
+    );
     assert!(
         t_linux < t_marker,
         "kernel banner before the init's marker: {m:?}"
@@ -211,9 +222,21 @@ fn cli_bios_boot_logs_in_and_runs_commands() {
 }
 
 #[test]
-fn library_uefi_boot_reaches_login_prompt() {
+fn library_uefi_boot_of_qcow2_reaches_login_prompt() {
     let f = fixture();
     let logs = tempfile::tempdir().unwrap();
+    // The same disk as qcow2: the runner detects the format from the header.
+    let qcow2 = logs.path().join("disk.qcow2");
+    Command::new("qemu-img")
+        .args(["convert", "-f", "raw", "-O", "qcow2"])
+        .arg(&f.disk)
+        .arg(&qcow2)
+        .run()
+        .unwrap();
+    let f = Fixture {
+        disk: qcow2,
+        ..f.clone()
+    };
     let mut spec = BootSpec::new(&f.disk);
     spec.uefi = true;
     spec.timeout = Duration::from_secs(240);

@@ -529,8 +529,11 @@ fn log_in(login: &Login, qemu: &mut Qemu, con: &mut Console) -> Result<()> {
         if find(&con.buf, b"Login incorrect", from).is_some() {
             bail!("login as `{}` refused: Login incorrect", login.user);
         }
-        if find(&con.buf, ready.as_bytes(), from).is_some() {
-            return Ok(());
+        // The whole line, so that the next command's output starts after it.
+        if let Some(i) = find(&con.buf, ready.as_bytes(), from) {
+            if find(&con.buf, b"\n", i).is_some() {
+                return Ok(());
+            }
         }
         if last_try.elapsed() >= Duration::from_secs(3) {
             con.send("echo IB-READY-$((6*7))\n")?;
@@ -561,13 +564,20 @@ fn run_command(command: &str, n: usize, qemu: &mut Qemu, con: &mut Console) -> R
         .trim()
         .parse()
         .ok();
-    // Output = after the echoed command line, up to the marker.
-    let echoed = &con.buf[from..at];
-    let start = echoed
+    // Output = after the echo of the typed line (found by its unexpanded end marker), up to the
+    // marker; without an echo (a terminal that does not echo), from the first new line.
+    let typed_end = format!("IB-END-$(({n}+0)):$?\"");
+    // The last echo: a line typed while the shell is busy is echoed by the tty and again by the
+    // shell's line editor.
+    let start = con.buf[from..at]
+        .windows(typed_end.len())
+        .rposition(|w| w == typed_end.as_bytes())
+        .map_or(from, |i| from + i + typed_end.len());
+    let start = con.buf[start..at]
         .iter()
         .position(|&b| b == b'\n')
-        .map_or(at, |i| from + i + 1);
-    let output = String::from_utf8_lossy(&con.buf[start.min(at)..at]).replace('\r', "");
+        .map_or(at, |i| start + i + 1);
+    let output = String::from_utf8_lossy(&con.buf[start..at]).replace('\r', "");
     Ok(CommandRun {
         command: command.to_string(),
         output,
