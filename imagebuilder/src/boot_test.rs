@@ -422,6 +422,11 @@ pub fn run(spec: &BootSpec) -> Result<BootReport> {
         report.kernel_cmdline = kernel_cmdline_from_log(&con.buf);
     }
     drop(qemu);
+    // QEMU logs a chunk after sending it to the socket, so a QEMU killed right after the last
+    // marker may miss the end in its log file: the log is rewritten with everything read (the
+    // console was connected before the guest started).
+    fs::write(&serial_log, &con.buf)
+        .with_context(|| format!("writing {}", serial_log.display()))?;
     if let Err(e) = outcome {
         let mut msg = format!("{e:#}");
         let err = qemu_messages(&qemu_stderr);
