@@ -415,3 +415,27 @@ fn conflicting_ids_are_errors() {
     assert!(e.contains("uid 990 is already used"), "{e}");
     assert!(Target::ostree_deployment(&t.dir.path().join("nope/a/b")).is_err());
 }
+
+#[test]
+fn enabling_by_alias_enables_the_real_unit() {
+    let t = tree::make();
+    let target = Target::ostree_deployment(&t.root).unwrap();
+    let cfg = SystemConfig {
+        services: Services {
+            enabled: vec!["ssh".into()],
+            disabled: vec![],
+        },
+        ..Default::default()
+    };
+    let w = sysconfig::apply(&target, &cfg, &ApplyOptions::default()).unwrap();
+    assert!(w.is_empty(), "{w:?}");
+    let sd = t.root.join("etc/systemd/system");
+    assert_eq!(
+        fs::read_link(sd.join("multi-user.target.wants/sshd.service")).unwrap(),
+        Path::new("/usr/lib/systemd/system/sshd.service")
+    );
+    assert_eq!(
+        fs::read_link(sd.join("ssh.service")).unwrap(),
+        Path::new("/usr/lib/systemd/system/sshd.service")
+    );
+}

@@ -137,6 +137,32 @@ fn find_unit(t: &Target, unit: &str) -> Option<String> {
     None
 }
 
+/// The unit whose `[Install]` section declares `Alias=alias`, searched in the vendor unit directories.
+fn unit_with_alias(t: &Target, alias: &str) -> Result<Option<String>> {
+    for dir in &UNIT_DIRS[1..] {
+        let host = t.host_path(dir)?;
+        let Ok(rd) = fs::read_dir(&host) else {
+            continue;
+        };
+        let mut names: Vec<String> = rd
+            .flatten()
+            .map(|e| e.file_name().to_string_lossy().into_owned())
+            .collect();
+        names.sort();
+        for name in names {
+            let p = host.join(&name);
+            if !p.is_file() {
+                continue;
+            }
+            let text = fs::read_to_string(&p).unwrap_or_default();
+            if text.contains(alias) && parse_install(&text).alias.iter().any(|a| a == alias) {
+                return Ok(Some(name));
+            }
+        }
+    }
+    Ok(None)
+}
+
 /// The `/etc/systemd/system` entries that are symlinks named `unit` (aliases/wants) or pointing at a
 /// file named `unit`; returns guest paths.
 fn etc_links_to(t: &Target, unit: &str, alias_names: &[String]) -> Result<Vec<String>> {
@@ -215,10 +241,14 @@ pub fn enable(t: &Target, unit_arg: &str, warnings: &mut Vec<Warning>) -> Result
             fs::remove_file(&etc).with_context(|| format!("unmasking {}", etc.display()))?;
         }
         let Some(path) = find_unit(t, &unit) else {
-            warnings.push(Warning::new(
-                item,
-                format!("unit `{unit}` not found in the tree"),
-            ));
+            // `sshd` on Debian is `ssh.service` with `Alias=sshd.service`: enable the real unit.
+            match unit_with_alias(t, &unit)? {
+                Some(real) => todo.push(real),
+                None => warnings.push(Warning::new(
+                    item,
+                    format!("unit `{unit}` not found in the tree"),
+                )),
+            }
             continue;
         };
         let text = t.read_optional(&path)?.unwrap_or_default();
