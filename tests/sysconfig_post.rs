@@ -229,3 +229,27 @@ fn many_small_files_are_stopped_by_the_watchdog() {
         .sum();
     assert!((8 * MIB..=12 * MIB).contains(&total), "{total}");
 }
+
+#[test]
+fn kickstart_configuration_and_post_on_a_deployment() {
+    let t = tree::make();
+    let ks = kickstart::parse(
+        "rootpw --lock\nuser --name=core --groups=wheel\nservices --enabled=sshd --disabled=chronyd\n\
+         timesource --ntp-server=ntp.example.com\n\
+         %post --erroronfail --log=/root/ks-post.log\ngrep -c '^core:' /etc/passwd\n\
+         ls /etc/systemd/system/multi-user.target.wants\n%end\n",
+        kickstart::Version::devel(),
+    )
+    .unwrap();
+    let w = imagebuilder::sysconfig::apply_kickstart(&t.root, &ks).unwrap();
+    assert_eq!(w.len(), 1, "{w:?}");
+    assert!(w[0].to_string().contains("`timesource`"), "{w:?}");
+    let logs = t.dir.path().join("logs");
+    let out =
+        imagebuilder::post::run_kickstart_post(&t.root, &ks, &PostOptions::new(&logs, 64 * MIB))
+            .unwrap();
+    assert_eq!(out.len(), 1);
+    // The script saw the configuration written before it.
+    let log = fs::read_to_string(t.var.join("roothome/ks-post.log")).unwrap();
+    assert_eq!(log, "1\nsshd.service\n");
+}

@@ -382,6 +382,17 @@ pub fn run_scripts(
         .collect()
 }
 
+/// The whole step for an image build: the kickstart's `%post` scripts run over the OSTree deployment
+/// directory `deployment`.
+pub fn run_kickstart_post(
+    deployment: &Path,
+    ks: &kickstart::Kickstart,
+    opts: &PostOptions,
+) -> Result<Vec<PostOutcome>> {
+    let target = Target::ostree_deployment(deployment)?;
+    run_scripts(&target, &scripts_from_kickstart(ks), opts)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

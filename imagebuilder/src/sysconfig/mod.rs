@@ -275,3 +275,12 @@ pub fn deployment_dir(sysroot: &Path, osname: &str, deploy_name: &str) -> PathBu
         .join("deploy")
         .join(deploy_name)
 }
+
+/// The whole step for an image build: the kickstart's system configuration written into the OSTree
+/// deployment directory `deployment` (`…/ostree/deploy/OSNAME/deploy/COMMIT.0`), with
+/// `SOURCE_DATE_EPOCH` honoured. Returns the warnings for the build log.
+pub fn apply_kickstart(deployment: &Path, ks: &kickstart::Kickstart) -> Result<Vec<Warning>> {
+    let target = Target::ostree_deployment(deployment)?;
+    apply(&target, &from_kickstart(ks), &ApplyOptions::from_env())
+        .with_context(|| format!("configuring the deployment {}", deployment.display()))
+}
