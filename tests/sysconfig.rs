@@ -439,3 +439,69 @@ fn enabling_by_alias_enables_the_real_unit() {
         Path::new("/usr/lib/systemd/system/sshd.service")
     );
 }
+
+/// Every symlink under `etc/systemd/system`, as `path -> target`.
+fn unit_links(root: &Path) -> Vec<String> {
+    fn walk(dir: &Path, base: &Path, out: &mut Vec<String>) {
+        for e in fs::read_dir(dir).unwrap().flatten() {
+            let p = e.path();
+            let m = fs::symlink_metadata(&p).unwrap();
+            if m.file_type().is_symlink() {
+                let rel = p.strip_prefix(base).unwrap().display().to_string();
+                out.push(format!("{rel} -> {}", fs::read_link(&p).unwrap().display()));
+            } else if m.is_dir() {
+                walk(&p, base, out);
+            }
+        }
+    }
+    let base = root.join("etc/systemd/system");
+    let mut out = Vec::new();
+    walk(&base, &base, &mut out);
+    out.sort();
+    out
+}
+
+#[test]
+fn services_match_systemctl_offline() {
+    // The same requests through our code and through `systemctl --root` (the independent oracle).
+    let ours = tree::make();
+    let theirs = tree::make();
+    let enabled = [
+        "sshd.service",
+        "getty@ttyS0.service",
+        "getty@.service",
+        "firewalld.service",
+    ];
+    let disabled = ["chronyd.service"];
+    let cfg = SystemConfig {
+        services: Services {
+            enabled: enabled.iter().map(|s| s.to_string()).collect(),
+            disabled: disabled.iter().map(|s| s.to_string()).collect(),
+        },
+        ..Default::default()
+    };
+    let target = Target::ostree_deployment(&ours.root).unwrap();
+    sysconfig::apply(&target, &cfg, &ApplyOptions::default()).unwrap();
+    for (verb, units) in [("enable", &enabled[..]), ("disable", &disabled[..])] {
+        let out = Command::new("systemctl")
+            .arg(format!("--root={}", theirs.root.display()))
+            .arg(verb)
+            .args(units)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "systemctl {verb}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    let ours = unit_links(&ours.root);
+    assert!(ours.len() >= 6, "{ours:#?}");
+    // Debian 12's systemctl is built with rootprefix=/lib and names units by their /lib path; in this
+    // usr-merged tree (/lib -> usr/lib) that is the same file as our /usr/lib path.
+    let theirs: Vec<String> = unit_links(&theirs.root)
+        .into_iter()
+        .map(|l| l.replace(" -> /lib/systemd/", " -> /usr/lib/systemd/"))
+        .collect();
+    assert_eq!(ours, theirs);
+}
