@@ -354,8 +354,25 @@ fn other_network_backends_and_missing_pieces() {
             utc: false,
         }),
         selinux: Some(SelinuxMode::Disabled),
+        users: vec![
+            User {
+                name: "zed".into(),
+                shell: Some("/bin/zsh".into()),
+                ..Default::default()
+            },
+            User {
+                name: "dflt".into(),
+                ..Default::default()
+            },
+        ],
         ..Default::default()
     };
+    fs::create_dir_all(t.root.join("etc/default")).unwrap();
+    fs::write(
+        t.root.join("etc/default/useradd"),
+        "GROUP=100\nSHELL=/bin/sh\n",
+    )
+    .unwrap();
     let target = Target::ostree_deployment(&t.root).unwrap();
     let w = sysconfig::apply(&target, &cfg, &ApplyOptions::default()).unwrap();
     let w: Vec<String> = w.iter().map(|w| w.to_string()).collect();
@@ -366,6 +383,17 @@ fn other_network_backends_and_missing_pieces() {
     assert!(
         w.iter().any(|x| x.contains("`selinux --disabled`")),
         "{w:?}"
+    );
+    assert!(
+        w.iter()
+            .any(|x| x.contains("`user --name=zed`") && x.contains("/bin/zsh")),
+        "{w:?}"
+    );
+    assert_eq!(w.len(), 3, "{w:?}");
+    let passwd = read(&t.root.join("etc/passwd"));
+    assert!(
+        passwd.contains(":/home/dflt:/bin/sh\n"),
+        "useradd's default shell: {passwd}"
     );
     let nd = read(&t.root.join("etc/systemd/network/20-wired.network"));
     assert!(nd.contains("DHCP=yes"), "{nd}");
@@ -504,4 +532,27 @@ fn services_match_systemctl_offline() {
         .map(|l| l.replace(" -> /lib/systemd/", " -> /usr/lib/systemd/"))
         .collect();
     assert_eq!(ours, theirs);
+}
+
+#[test]
+fn accounts_pass_pwck_and_grpck() {
+    // A plain tree (its /var inside), so shadow's own checkers see the homes we made.
+    let t = tree::make();
+    let target = Target::plain(&t.root);
+    let mut cfg = full_config();
+    cfg.rootpw.as_mut().unwrap().allow_ssh = false;
+    sysconfig::apply(&target, &cfg, &ApplyOptions::default()).unwrap();
+    for tool in ["pwck", "grpck"] {
+        let out = Command::new(tool)
+            .args(["-r", "-R"])
+            .arg(&t.root)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{tool}: {}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
 }

@@ -60,7 +60,10 @@ pub fn make() -> Tree {
         .arg("--list")
         .output()
         .unwrap();
-    for applet in String::from_utf8_lossy(&list.stdout).lines() {
+    for applet in String::from_utf8_lossy(&list.stdout)
+        .lines()
+        .chain(["bash"])
+    {
         let _ = symlink("busybox", root.join("usr/bin").join(applet));
     }
     let etc = root.join("etc");

@@ -290,6 +290,17 @@ pub fn apply_accounts(
     let gid_min = login_defs_value(&defs, "GID_MIN").unwrap_or(1000);
     let gid_max = login_defs_value(&defs, "GID_MAX").unwrap_or(60000);
     let day = today(opts);
+    let default_shell = t
+        .read_optional("/etc/default/useradd")?
+        .unwrap_or_default()
+        .lines()
+        .find_map(|l| {
+            l.trim()
+                .strip_prefix("SHELL=")
+                .map(|v| v.trim().to_string())
+        })
+        .filter(|v| v.starts_with('/'))
+        .unwrap_or_else(|| "/bin/bash".to_string());
 
     for g in &cfg.groups {
         if a.group_gid(&g.name).is_some() {
@@ -347,7 +358,14 @@ pub fn apply_accounts(
             .homedir
             .clone()
             .unwrap_or_else(|| format!("/home/{}", u.name));
-        let shell = u.shell.clone().unwrap_or_else(|| "/bin/bash".to_string());
+        // useradd's default shell: SHELL= in the tree's /etc/default/useradd, else /bin/bash.
+        let shell = u.shell.clone().unwrap_or_else(|| default_shell.clone());
+        if !t.host_path(&shell).map(|p| p.is_file()).unwrap_or(false) {
+            warnings.push(Warning::new(
+                format!("user --name={}", u.name),
+                format!("login shell {shell} does not exist in the tree"),
+            ));
+        }
         a.passwd.upsert(&[
             u.name.clone(),
             "x".into(),
