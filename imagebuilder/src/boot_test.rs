@@ -234,12 +234,23 @@ impl Console {
     }
 
     /// Waits until `pred` finds something in the buffer (checked after each read).
-    fn wait_for(&mut self, qemu: &mut Qemu, mut pred: impl FnMut(&[u8]) -> Option<usize>) -> Wait {
+    fn wait_for(&mut self, qemu: &mut Qemu, pred: impl FnMut(&[u8]) -> Option<usize>) -> Wait {
+        let deadline = self.deadline;
+        self.wait_for_until(qemu, deadline, pred)
+    }
+
+    /// [`Console::wait_for`] with an earlier deadline.
+    fn wait_for_until(
+        &mut self,
+        qemu: &mut Qemu,
+        deadline: Instant,
+        mut pred: impl FnMut(&[u8]) -> Option<usize>,
+    ) -> Wait {
         loop {
             if let Some(i) = pred(&self.buf) {
                 return Wait::Found(i);
             }
-            if Instant::now() >= self.deadline {
+            if Instant::now() >= deadline {
                 return Wait::Timeout;
             }
             if let Err(e) = self.pump() {
@@ -519,12 +530,23 @@ fn wait_text(
 }
 
 fn log_in(login: &Login, qemu: &mut Qemu, con: &mut Console) -> Result<()> {
-    // Type the user name at the (last) prompt; a fresh prompt appears if we typed too early.
-    let from = con.buf.len();
-    con.send(&format!("{}\n", login.user))?;
+    // Type the user name at the prompt. A getty that was still (re)starting may have flushed it:
+    // without a password prompt after 30 s, type it again at a fresh prompt.
     if let Some(pw) = &login.password {
-        wait_text(con, qemu, "assword:", from, "the password prompt")?;
+        loop {
+            let from = con.buf.len();
+            con.send(&format!("{}\n", login.user))?;
+            let until = (Instant::now() + Duration::from_secs(30)).min(con.deadline);
+            match con.wait_for_until(qemu, until, |b| find(b, b"assword:", from)) {
+                Wait::Found(_) => break,
+                Wait::Timeout if Instant::now() < con.deadline => continue,
+                Wait::Timeout => bail!("timed out waiting for the password prompt"),
+                Wait::Exited(why) => bail!("{why} while waiting for the password prompt"),
+            }
+        }
         con.send(&format!("{pw}\n"))?;
+    } else {
+        con.send(&format!("{}\n", login.user))?;
     }
     // A computed marker proves the shell runs (its echo shows the unexpanded expression).
     let from = con.buf.len();
