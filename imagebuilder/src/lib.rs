@@ -4,5 +4,7 @@
 //! only clap types and dispatch.
 
 pub mod cmd;
+pub mod config;
 pub mod fsutil;
 pub mod logging;
+pub mod tdl;
