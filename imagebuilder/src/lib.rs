@@ -7,4 +7,5 @@ pub mod cmd;
 pub mod config;
 pub mod fsutil;
 pub mod logging;
+pub mod render;
 pub mod tdl;

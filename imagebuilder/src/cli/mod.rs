@@ -5,6 +5,8 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
+mod render;
+
 #[derive(Debug, Parser)]
 #[command(name = "imagebuilder", version, about, help_expected = true)]
 pub struct Cli {
@@ -16,12 +18,16 @@ pub struct Cli {
 }
 
 #[derive(Debug, Subcommand)]
-enum Cmd {}
+enum Cmd {
+    Render(render::RenderArgs),
+}
 
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
     imagebuilder::logging::init(cli.verbose);
-    let result: anyhow::Result<ExitCode> = match cli.command {};
+    let result: anyhow::Result<ExitCode> = match cli.command {
+        Cmd::Render(a) => render::run(a),
+    };
     match result {
         Ok(code) => code,
         Err(e) => {
