@@ -262,6 +262,23 @@ impl Templates {
     /// Renders every output of one profile.
     pub fn render_profile(&self, cfg: &Config, profile: &str) -> Result<Vec<Rendered>> {
         let data = context(cfg, profile);
+        let name = cfg.name();
+        if name.is_empty()
+            || name.starts_with('.')
+            || !name
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || "._+-".contains(c))
+        {
+            let key = if cfg.name.is_some() {
+                "name"
+            } else {
+                "os_name`/`release"
+            };
+            bail!(
+                "profile `{profile}`: key `{key}`: output name `{name}` must be a plain file name \
+                 (letters, digits, `._+-`, not starting with `.`)"
+            );
+        }
         let mut out = Vec::new();
         for output in cfg.outputs() {
             let kind = OUTPUTS.iter().find(|k| k.name == output).with_context(|| {

@@ -6,6 +6,7 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 
 mod render;
+mod tdl;
 
 #[derive(Debug, Parser)]
 #[command(name = "imagebuilder", version, about, help_expected = true)]
@@ -20,6 +21,7 @@ pub struct Cli {
 #[derive(Debug, Subcommand)]
 enum Cmd {
     Render(render::RenderArgs),
+    Tdl(tdl::TdlArgs),
 }
 
 pub fn main() -> ExitCode {
@@ -27,6 +29,7 @@ pub fn main() -> ExitCode {
     imagebuilder::logging::init(cli.verbose);
     let result: anyhow::Result<ExitCode> = match cli.command {
         Cmd::Render(a) => render::run(a),
+        Cmd::Tdl(a) => tdl::run(a),
     };
     match result {
         Ok(code) => code,
