@@ -6,6 +6,7 @@
 pub mod cmd;
 pub mod config;
 pub mod fsutil;
+pub mod imagefactory;
 pub mod logging;
 pub mod render;
 pub mod tdl;

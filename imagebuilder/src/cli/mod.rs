@@ -5,6 +5,7 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
+mod imagefactory;
 mod render;
 mod tdl;
 
@@ -22,6 +23,7 @@ pub struct Cli {
 enum Cmd {
     Render(render::RenderArgs),
     Tdl(tdl::TdlArgs),
+    Imagefactory(imagefactory::ImagefactoryArgs),
 }
 
 pub fn main() -> ExitCode {
@@ -30,6 +32,7 @@ pub fn main() -> ExitCode {
     let result: anyhow::Result<ExitCode> = match cli.command {
         Cmd::Render(a) => render::run(a),
         Cmd::Tdl(a) => tdl::run(a),
+        Cmd::Imagefactory(a) => imagefactory::run(a),
     };
     match result {
         Ok(code) => code,
