@@ -12,6 +12,10 @@
 //! The TOML form has the same keys: top-level keys play the role of `[DEFAULT]`, each table is a
 //! profile.
 //!
+//! API: [`load`] (file → [`Loaded`] with the typed [`Config`] and warnings), [`parse`] (pure, `&str`
+//! in), [`profiles`]; typed errors in [`ConfigError`]; derived values as methods on [`Config`]
+//! ([`Config::remote`], [`Config::os_nr`], [`Config::tree_file_path`], [`Config::repo_location`], …).
+//!
 //! ```no_run
 //! let loaded = imagebuilder::config::load(std::path::Path::new("kickstarts/config.ini"), None)?;
 //! for w in &loaded.warnings { eprintln!("warning: {w}"); }
@@ -254,6 +258,23 @@ impl Config {
         }
     }
 
+    /// Where the OSTree repo is, first match wins: `cli` (`--ostreerepo`), the `ostree_repo` key,
+    /// `$OSTREE_REPO`, `./repo`. A value is remote only if it is an `http://` or `https://` URL (the
+    /// toolbox treated any string containing "http" as a URL).
+    pub fn repo_location(&self, cli: Option<&str>) -> RepoLocation {
+        let env = std::env::var("OSTREE_REPO").ok().filter(|s| !s.is_empty());
+        let chosen = cli
+            .map(str::to_string)
+            .or_else(|| {
+                self.ostree_repo
+                    .as_ref()
+                    .map(|p| p.to_string_lossy().into_owned())
+            })
+            .or(env)
+            .unwrap_or_else(|| "repo".to_string());
+        RepoLocation::parse(&chosen)
+    }
+
     /// The treefile path resolved against `configdir`.
     pub fn tree_file_path(&self) -> Option<PathBuf> {
         let t = self.tree_file.as_ref()?;
@@ -261,6 +282,25 @@ impl Config {
             Some(dir) => dir.join(t),
             None => t.clone(),
         })
+    }
+}
+
+/// A local repository path or a remote repository URL.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RepoLocation {
+    Local(PathBuf),
+    Remote(String),
+}
+
+impl RepoLocation {
+    /// `http://` / `https://` (case-insensitive scheme) is remote; anything else is a path.
+    pub fn parse(s: &str) -> RepoLocation {
+        let lower = s.to_ascii_lowercase();
+        if lower.starts_with("http://") || lower.starts_with("https://") {
+            RepoLocation::Remote(s.to_string())
+        } else {
+            RepoLocation::Local(PathBuf::from(s))
+        }
     }
 }
 
@@ -931,6 +971,22 @@ is_final = "no"
         assert!(!p.is_final);
         let err = parse("os_name = [1", Format::Toml, Path::new("c.toml"), None).unwrap_err();
         assert!(err.to_string().starts_with("c.toml:1"), "{err}");
+    }
+
+    #[test]
+    fn repo_location_does_not_guess_urls_from_substrings() {
+        let mut c = Config::default();
+        assert_eq!(
+            c.repo_location(Some("/srv/http-mirror/repo")),
+            RepoLocation::Local("/srv/http-mirror/repo".into())
+        );
+        assert_eq!(
+            c.repo_location(Some("HTTPS://x/repo")),
+            RepoLocation::Remote("HTTPS://x/repo".into())
+        );
+        c.ostree_repo = Some("/a/repo".into());
+        assert_eq!(c.repo_location(None), RepoLocation::Local("/a/repo".into()));
+        assert_eq!(c.repo_location(Some("b")), RepoLocation::Local("b".into()));
     }
 
     #[test]

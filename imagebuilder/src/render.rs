@@ -395,14 +395,14 @@ pub fn render_config(
     Ok(by_path.into_values().collect())
 }
 
-/// Writes every rendered file under `out_dir`, each atomically. Call only after everything rendered.
+/// Writes every rendered file under `out_dir`: all of them or none. Call only after everything rendered.
 pub fn write_outputs(out_dir: &Path, rendered: &[Rendered]) -> Result<()> {
-    for r in rendered {
-        let path = out_dir.join(&r.path);
-        crate::fsutil::write_atomic(&path, r.contents.as_bytes())
-            .with_context(|| format!("writing {}", path.display()))?;
-    }
-    Ok(())
+    let files: Vec<(PathBuf, Vec<u8>)> = rendered
+        .iter()
+        .map(|r| (out_dir.join(&r.path), r.contents.as_bytes().to_vec()))
+        .collect();
+    crate::fsutil::write_all_atomic(&files)
+        .with_context(|| format!("writing rendered files under {}", out_dir.display()))
 }
 
 #[cfg(test)]

@@ -8,8 +8,11 @@ use clap::Args;
 
 use imagebuilder::imagefactory::{self, ImageType, KojiOptions, Request};
 
-/// Build VM images with ImageFactory/Oz from a TDL and a kickstart (rpm-ostree-toolbox's
-/// `imagefactory`), and/or write a Koji image-build config for the same inputs
+/// Build VM images with ImageFactory/Oz from a TDL and a kickstart; write a Koji image-build config
+///
+/// rpm-ostree-toolbox's `imagefactory` subcommand: runs ImageFactory's base_image/target_image chain
+/// when the `imagefactory` program is installed, and/or writes a Koji image-build config for the
+/// same inputs (--koji-config).
 #[derive(Debug, Args)]
 pub struct ImagefactoryArgs {
     /// Oz TDL describing the install tree
