@@ -451,6 +451,25 @@ fn bad_input_errors() {
     ]);
     assert!(stderr(&o).contains("cloud.ks.hbs line 2"), "{}", stderr(&o));
 
+    // An output name that would leave the output directory.
+    fs::write(
+        &cfg,
+        "[DEFAULT]\nos_name = os\narch = x86_64\nrelease = 46\nref = r\nname = ../evil\noutputs = tdl\n\
+         install_tree_url = http://e.com/t/\nconfig_dir = /x\n",
+    )
+    .unwrap();
+    let o = render(&cfg, &tmp.path().join("o3"));
+    let err = stderr(&o);
+    assert!(
+        err.contains("key `name`") && err.contains("../evil"),
+        "{err}"
+    );
+    assert!(
+        err.contains("did you mean `configdir`"),
+        "unknown-key warning missing: {err}"
+    );
+    assert!(!tmp.path().join("evil.tdl").exists() && !tmp.path().join("o3").exists());
+
     // Unknown profile.
     let o = run(&[
         "render",
