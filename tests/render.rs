@@ -172,6 +172,17 @@ fn fedora_atomic_cloud_kickstart_keeps_the_atomicos_layout() {
     assert!(demo.scripts[0].body.contains("IMAGEBUILDER-DEMO-BOOTED"));
 }
 
+fn xmllint_ok(file: &Path) -> bool {
+    Command::new("xmllint")
+        .args(["--noout", "--relaxng"])
+        .arg(root().join("../shared/reference/data/tdl.rng"))
+        .arg(file)
+        .output()
+        .expect("xmllint (libxml2-utils)")
+        .status
+        .success()
+}
+
 #[test]
 fn rendered_tdls_pass_xmllint_relaxng_and_our_validator() {
     let rng = root().join("../shared/reference/data/tdl.rng");
@@ -347,6 +358,10 @@ fn hostile_values_never_change_the_kickstart_shape() {
         // TDL: XML-escaped, still valid, value intact.
         let tdl_text = fs::read_to_string(out.join("tdl/inj.tdl")).unwrap();
         let tdl = imagebuilder::tdl::parse(&tdl_text).unwrap();
+        assert!(
+            xmllint_ok(&out.join("tdl/inj.tdl")),
+            "hostile={hostile}: xmllint rejects the TDL"
+        );
         assert_eq!(tdl.os.rootpw.as_deref(), Some(values["rootpw"]));
         shapes.push(shape);
     }
@@ -497,4 +512,67 @@ fn copy_dir(from: &Path, to: &Path) {
             fs::copy(&p, &dest).unwrap();
         }
     }
+}
+
+/// Many generated values through the kickstart and shell quoting, checked by Python's shlex (the
+/// tokenizer pykickstart uses, `comments=True`): every value comes back as exactly one intact token.
+#[test]
+fn quoting_round_trips_through_shlex() {
+    use imagebuilder::render::escape::{ks_positional, ks_token, sh_word};
+    let pool: Vec<char> = "aZ09 \t'\"#%$`\\-=,;:&|<>(){}[]*?!~\u{e9}\u{4e2d}"
+        .chars()
+        .collect();
+    let mut seed: u64 = 0x9e37_79b9_7f4a_7c15;
+    let mut next = || {
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        seed
+    };
+    let mut cases = Vec::new();
+    for _ in 0..2000 {
+        let len = (next() % 12) as usize;
+        let v: String = (0..len)
+            .map(|_| pool[(next() % pool.len() as u64) as usize])
+            .collect();
+        cases.push(serde_json::json!({
+            "line": format!("ostreesetup --ref={} --nogpg", ks_token(&v).unwrap()),
+            "want": ["ostreesetup", format!("--ref={v}"), "--nogpg"],
+        }));
+        if let Ok(q) = ks_positional(&v) {
+            cases.push(serde_json::json!({"line": format!("lang {q}"), "want": ["lang", v]}));
+        }
+        cases.push(serde_json::json!({
+            "line": format!("echo {} > /x", sh_word(&v).unwrap()),
+            "want": ["echo", v, ">", "/x"],
+        }));
+    }
+    let script = "import json,shlex,sys\n\
+        def split(line):\n\
+        \x20   try:\n\
+        \x20       return shlex.split(line, comments=True)\n\
+        \x20   except ValueError as e:\n\
+        \x20       return str(e)\n\
+        bad=[c for c in json.load(sys.stdin) if split(c['line']) != c['want']]\n\
+        print(json.dumps(bad[:5])); sys.exit(1 if bad else 0)";
+    let mut child = Command::new(python())
+        .args(["-c", script])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    {
+        use std::io::Write;
+        let mut stdin = child.stdin.take().unwrap();
+        stdin
+            .write_all(serde_json::to_string(&cases).unwrap().as_bytes())
+            .unwrap();
+    }
+    let out = child.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "{} cases checked; first failures: {}",
+        cases.len(),
+        String::from_utf8_lossy(&out.stdout)
+    );
 }

@@ -284,6 +284,12 @@ impl<'i> Validator<'_, 'i> {
             .collect()
     }
 
+    /// Text of a pure text element (no attributes allowed).
+    fn leaf(&mut self, node: Node<'_, 'i>) -> String {
+        self.attrs(node, &[]);
+        self.text(node)
+    }
+
     fn required<'n>(
         &mut self,
         parent: Node,
@@ -330,9 +336,9 @@ impl<'i> Validator<'_, 'i> {
                 "disk",
             ],
         );
-        let name = self.required(root, &kids, "name").map(|n| self.text(n));
+        let name = self.required(root, &kids, "name").map(|n| self.leaf(n));
         let os = self.required(root, &kids, "os").and_then(|n| self.os(n));
-        let description = get(&kids, "description").map(|n| self.text(n));
+        let description = get(&kids, "description").map(|n| self.leaf(n));
         let packages = get(&kids, "packages")
             .map(|n| self.packages(n))
             .unwrap_or_default();
@@ -378,10 +384,10 @@ impl<'i> Validator<'_, 'i> {
                 "icicle",
             ],
         );
-        let name = self.required(node, &kids, "name").map(|n| self.text(n));
-        let version = self.required(node, &kids, "version").map(|n| self.text(n));
+        let name = self.required(node, &kids, "name").map(|n| self.leaf(n));
+        let version = self.required(node, &kids, "version").map(|n| self.leaf(n));
         let arch = self.required(node, &kids, "arch").and_then(|n| {
-            let t = self.text(n);
+            let t = self.leaf(n);
             if ARCHES.contains(&t.trim()) {
                 Some(t.trim().to_string())
             } else {
@@ -392,9 +398,9 @@ impl<'i> Validator<'_, 'i> {
         let install = self
             .required(node, &kids, "install")
             .and_then(|n| self.install(n));
-        let rootpw = get(&kids, "rootpw").map(|n| self.text(n));
-        let key = get(&kids, "key").map(|n| self.text(n));
-        let kernelparam = get(&kids, "kernelparam").map(|n| self.text(n));
+        let rootpw = get(&kids, "rootpw").map(|n| self.leaf(n));
+        let key = get(&kids, "key").map(|n| self.leaf(n));
+        let kernelparam = get(&kids, "kernelparam").map(|n| self.leaf(n));
         let icicle_extra_command = get(&kids, "icicle").and_then(|n| {
             self.attrs(n, &[]);
             let k = self.children(n, &["extra_command"]);
@@ -427,13 +433,13 @@ impl<'i> Validator<'_, 'i> {
                 if let Some(x) = get(&kids, "extras") {
                     self.err(x, "`extras` is only allowed with install type `iso` (Oz)");
                 }
-                let url = self.required(node, &kids, "url").map(|n| self.text(n))?;
+                let url = self.required(node, &kids, "url").map(|n| self.leaf(n))?;
                 Some(Install::Url { url })
             }
             "iso" => {
                 let kids =
                     self.children(node, &["iso", "md5sum", "sha1sum", "sha256sum", "extras"]);
-                let iso = self.required(node, &kids, "iso").map(|n| self.text(n));
+                let iso = self.required(node, &kids, "iso").map(|n| self.leaf(n));
                 let sums: Vec<_> = kids
                     .iter()
                     .filter(|(n, _)| n.ends_with("sum"))
@@ -447,7 +453,7 @@ impl<'i> Validator<'_, 'i> {
                 }
                 let checksum = sums.first().map(|(k, n)| Checksum {
                     kind: k.clone(),
-                    url: self.text(*n),
+                    url: self.leaf(*n),
                 });
                 let extras = get(&kids, "extras")
                     .map(|n| self.extras(n))
@@ -545,9 +551,9 @@ impl<'i> Validator<'_, 'i> {
             self.attrs(p, &["name"]);
             let name = self.name_attr(p);
             let kids = self.children(p, &["repository", "file", "arguments"]);
-            let repository = get(&kids, "repository").map(|n| self.text(n));
-            let file = get(&kids, "file").map(|n| self.text(n));
-            let arguments = get(&kids, "arguments").map(|n| self.text(n));
+            let repository = get(&kids, "repository").map(|n| self.leaf(n));
+            let file = get(&kids, "file").map(|n| self.leaf(n));
+            let arguments = get(&kids, "arguments").map(|n| self.leaf(n));
             if let Some(name) = name {
                 out.push(Package {
                     name,
@@ -661,7 +667,7 @@ impl<'i> Validator<'_, 'i> {
             self.attrs(r, &["name"]);
             let name = self.name_attr(r);
             let kids = self.children(r, &["url", "signed", "persisted", "sslverify"]);
-            let url = self.required(r, &kids, "url").map(|n| self.text(n));
+            let url = self.required(r, &kids, "url").map(|n| self.leaf(n));
             let flag = |v: &mut Self, key: &str, default: bool| -> bool {
                 match get(&kids, key) {
                     None => default,
