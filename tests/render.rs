@@ -376,8 +376,8 @@ fn unrepresentable_values_fail_naming_the_key_and_write_nothing() {
     let base = "[DEFAULT]\nos_name = os\narch = x86_64\nrelease = 46\nref = r\nname = bad\n\
                 ostree_url = http://x/\ninstall_tree_url = http://x/t/\n";
     for (extra, key) in [
-        // INI continuation lines put a newline into the value.
-        ("ostree_url = http://x/\n  %post\n", "ostree_url"),
+        // INI continuation lines put a newline into the value (`%%` is configparser's literal `%`).
+        ("ostree_url = http://x/\n  %%post\n", "ostree_url"),
         ("rootpw = --lock\noutputs = qcow2\n", "rootpw"),
         ("lang = -x\n", "lang"),
     ] {
@@ -394,6 +394,9 @@ fn unrepresentable_values_fail_naming_the_key_and_write_nothing() {
         let err = stderr(&o);
         assert!(!o.status.success(), "{extra:?} was accepted");
         assert!(err.contains(&format!("`{key}`")), "{extra:?}: {err}");
+        if key == "ostree_url" {
+            assert!(err.contains("line break"), "{err}");
+        }
         assert!(!out.exists(), "partial output written for {extra:?}");
     }
 }
