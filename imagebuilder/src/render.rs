@@ -317,10 +317,10 @@ impl Templates {
 }
 
 fn describe(template: &str, e: &RenderError) -> String {
-    let name = e
-        .template_name
-        .clone()
-        .unwrap_or_else(|| template.to_string());
+    let name = match &e.template_name {
+        Some(t) if t != template => format!("{template} (partial {t})"),
+        _ => template.to_string(),
+    };
     let line = e.line_no.map(|l| format!(" line {l}")).unwrap_or_default();
     match e.reason() {
         RenderErrorReason::MissingVariable(Some(v)) => {
