@@ -134,6 +134,12 @@ fn broken() -> Vec<(&'static str, String, &'static str, bool)> {
             false,
         ),
         (
+            "no attributes on text elements",
+            BASE.replace("<version>29", "<version x='1'>29"),
+            "/template/os/version: attribute `x`",
+            false,
+        ),
+        (
             "install type",
             BASE.replace("type='url'", "type='ftp'"),
             "/template/os/install: install type",
