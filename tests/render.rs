@@ -109,6 +109,30 @@ fn checked_in_outputs_are_exactly_what_render_produces() {
             "{name} drifted from the config/templates; re-render and commit"
         );
     }
+    // `render --check` agrees: clean on the repository, and it spots a changed file.
+    let check = |dir: &Path| {
+        run(&[
+            "render",
+            "--config",
+            root().join("kickstarts/config.ini").to_str().unwrap(),
+            "--check",
+            "--output-dir",
+            dir.to_str().unwrap(),
+        ])
+    };
+    assert!(
+        check(&root()).status.success(),
+        "{}",
+        stderr(&check(&root()))
+    );
+    fs::write(tmp.path().join("tdl/fedora-atomic-29.tdl"), "changed").unwrap();
+    let o = check(tmp.path());
+    assert_eq!(o.status.code(), Some(1));
+    assert!(
+        stderr(&o).contains("fedora-atomic-29.tdl: differs"),
+        "{}",
+        stderr(&o)
+    );
     // The disk builder relies on these names.
     for must in [
         "kickstarts/demo-qcow2.ks",

@@ -395,6 +395,17 @@ pub fn render_config(
     Ok(by_path.into_values().collect())
 }
 
+/// The rendered files whose copy under `out_dir` is missing or different.
+pub fn stale_outputs(out_dir: &Path, rendered: &[Rendered]) -> Vec<PathBuf> {
+    rendered
+        .iter()
+        .map(|r| out_dir.join(&r.path))
+        .zip(rendered)
+        .filter(|(p, r)| std::fs::read(p).ok().as_deref() != Some(r.contents.as_bytes()))
+        .map(|(p, _)| p)
+        .collect()
+}
+
 /// Writes every rendered file under `out_dir`: all of them or none. Call only after everything rendered.
 pub fn write_outputs(out_dir: &Path, rendered: &[Rendered]) -> Result<()> {
     let files: Vec<(PathBuf, Vec<u8>)> = rendered

@@ -26,6 +26,9 @@ pub struct RenderArgs {
     /// Print what would be written and render nothing to disk
     #[arg(long)]
     dry_run: bool,
+    /// Write nothing; exit 1 if any file under the output directory differs from what would be rendered
+    #[arg(long, conflicts_with = "dry_run")]
+    check: bool,
 }
 
 pub fn run(args: RenderArgs) -> Result<ExitCode> {
@@ -34,6 +37,17 @@ pub fn run(args: RenderArgs) -> Result<ExitCode> {
         None => Templates::builtin()?,
     };
     let rendered = render::render_config(&args.config, args.profile.as_deref(), &templates)?;
+    if args.check {
+        let stale = render::stale_outputs(&args.output_dir, &rendered);
+        for p in &stale {
+            eprintln!("{}: differs from what `render` produces", p.display());
+        }
+        return Ok(if stale.is_empty() {
+            ExitCode::SUCCESS
+        } else {
+            ExitCode::from(1)
+        });
+    }
     if !args.dry_run {
         render::write_outputs(&args.output_dir, &rendered)?;
     }
