@@ -5,8 +5,12 @@
 
 pub mod boot_test;
 pub mod cmd;
+pub mod config;
 pub mod fsutil;
+pub mod imagefactory;
 pub mod logging;
 pub mod post;
 pub mod sysconfig;
+pub mod render;
+pub mod tdl;
 pub mod tree;

@@ -7,6 +7,9 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
+mod imagefactory;
+mod render;
+mod tdl;
 mod tree;
 
 #[derive(Debug, Parser)]
@@ -25,6 +28,9 @@ enum Cmd {
     Treecompose(Box<tree::TreecomposeArgs>),
     Verify(tree::VerifyArgs),
     DemoTree(tree::DemoTreeArgs),
+    Render(render::RenderArgs),
+    Tdl(tdl::TdlArgs),
+    Imagefactory(imagefactory::ImagefactoryArgs),
 }
 
 pub fn main() -> ExitCode {
@@ -35,6 +41,9 @@ pub fn main() -> ExitCode {
         Cmd::Treecompose(a) => tree::treecompose(*a),
         Cmd::Verify(a) => tree::verify(a),
         Cmd::DemoTree(a) => tree::demo_tree(a),
+        Cmd::Render(a) => render::run(a),
+        Cmd::Tdl(a) => tdl::run(a),
+        Cmd::Imagefactory(a) => imagefactory::run(a),
     };
     match result {
         Ok(code) => code,
