@@ -10,7 +10,7 @@ pub mod fsutil;
 pub mod imagefactory;
 pub mod logging;
 pub mod post;
-pub mod sysconfig;
 pub mod render;
+pub mod sysconfig;
 pub mod tdl;
 pub mod tree;
