@@ -556,3 +556,30 @@ fn accounts_pass_pwck_and_grpck() {
         );
     }
 }
+
+#[test]
+fn networkd_installed_but_not_enabled_is_a_warning() {
+    let t = tree::make();
+    fs::remove_dir_all(t.root.join("usr/lib/NetworkManager")).unwrap();
+    fs::write(
+        t.root
+            .join("usr/lib/systemd/system/systemd-networkd.service"),
+        "[Install]\nWantedBy=multi-user.target\n",
+    )
+    .unwrap();
+    let cfg = SystemConfig {
+        network: vec![NetworkDevice {
+            device: Some("link".into()),
+            onboot: true,
+            ..Default::default()
+        }],
+        ..Default::default()
+    };
+    let target = Target::ostree_deployment(&t.root).unwrap();
+    let w = sysconfig::apply(&target, &cfg, &ApplyOptions::default()).unwrap();
+    assert_eq!(w.len(), 1, "{w:?}");
+    assert!(
+        w[0].to_string().contains("`network --device=link`") && w[0].reason.contains("not enabled")
+    );
+    assert!(t.root.join("etc/systemd/network/20-wired.network").exists());
+}

@@ -253,3 +253,36 @@ fn kickstart_configuration_and_post_on_a_deployment() {
     let log = fs::read_to_string(t.var.join("roothome/ks-post.log")).unwrap();
     assert_eq!(log, "1\nsshd.service\n");
 }
+
+#[test]
+fn demo_kickstart_configuration_and_post() {
+    // The project's own rendered demo kickstart, applied to the busybox deployment.
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../kickstarts/demo-qcow2.ks");
+    let ks = kickstart::parse_file(path, kickstart::Version::devel()).unwrap();
+    let t = tree::make();
+    let warnings = imagebuilder::sysconfig::apply_kickstart(&t.root, &ks).unwrap();
+    let shadow = fs::read_to_string(t.root.join("etc/shadow")).unwrap();
+    assert!(shadow.starts_with("root:$6$"), "rootpw applied: {shadow}");
+    // The tree has NetworkManager: the `--device=link` DHCP line becomes a keyfile.
+    assert!(
+        t.root
+            .join("etc/NetworkManager/system-connections/wired.nmconnection")
+            .exists(),
+        "{warnings:?}"
+    );
+    let logs = t.dir.path().join("logs");
+    imagebuilder::post::run_kickstart_post(&t.root, &ks, &PostOptions::new(&logs, 64 * MIB))
+        .unwrap();
+    let link = t
+        .root
+        .join("etc/systemd/system/multi-user.target.wants/imagebuilder-boot-marker.service");
+    assert!(
+        fs::symlink_metadata(&link).is_ok(),
+        "the %post enabled its unit"
+    );
+    assert!(
+        fs::read_to_string(t.root.join("etc/imagebuilder-boot-marker"))
+            .unwrap()
+            .contains("BOOTED")
+    );
+}

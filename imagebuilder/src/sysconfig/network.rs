@@ -25,9 +25,7 @@ pub fn detect(t: &Target) -> Option<NetBackend> {
     ]
     .iter()
     .any(|p| has(p));
-    let networkd_enabled =
-        has("/etc/systemd/system/multi-user.target.wants/systemd-networkd.service")
-            || has("/etc/systemd/system/dbus-org.freedesktop.network1.service");
+    let networkd_enabled = networkd_enabled(t);
     if has("/usr/sbin/NetworkManager")
         || has("/usr/lib/NetworkManager")
         || has("/etc/NetworkManager/NetworkManager.conf")
@@ -42,6 +40,12 @@ pub fn detect(t: &Target) -> Option<NetBackend> {
     } else {
         None
     }
+}
+
+/// True when the tree's /etc enables systemd-networkd.
+fn networkd_enabled(t: &Target) -> bool {
+    t.exists("/etc/systemd/system/multi-user.target.wants/systemd-networkd.service")
+        || t.exists("/etc/systemd/system/dbus-org.freedesktop.network1.service")
 }
 
 /// Dotted netmask → prefix length (or a prefix given as a number).
@@ -277,6 +281,13 @@ pub fn apply_network(
             super::files::write_file(&t.host_path(&path)?, text.as_bytes(), 0o600, (0, 0))?;
         }
         Some(NetBackend::Networkd) => {
+            if !networkd_enabled(t) {
+                warnings.push(Warning::new(
+                    item(dev),
+                    "systemd-networkd is not enabled in the tree, so its .network file is written but \
+                     nothing applies it at boot (add `services --enabled=systemd-networkd`)",
+                ));
+            }
             let name = concrete_name(dev).unwrap_or("wired");
             t.write(
                 &format!("/etc/systemd/network/20-{name}.network"),
