@@ -286,3 +286,16 @@ fn demo_kickstart_configuration_and_post() {
             .contains("BOOTED")
     );
 }
+
+#[test]
+fn a_tree_without_mount_points_is_a_clear_error() {
+    let t = tree::make();
+    fs::remove_dir(t.root.join("proc")).unwrap();
+    let target = Target::ostree_deployment(&t.root).unwrap();
+    let opts = PostOptions::new(t.dir.path().join("logs"), 64 * MIB);
+    let e = format!(
+        "{:#}",
+        run_script(&target, 1, &script("true\n"), &opts).unwrap_err()
+    );
+    assert!(e.contains("no /proc directory"), "{e}");
+}

@@ -192,7 +192,11 @@ fn sandbox(t: &Target, s: &PostScript, opts: &PostOptions, script_file: &Path) -
             .arg(sysroot.join("ostree/repo"))
             .arg(format!("{base}/sysroot/ostree/repo"));
     }
-    c.args(["--proc", "/proc", "--dev", "/dev", "--tmpfs", "/run"]);
+    c.args(["--proc", "/proc", "--dev", "/dev"]);
+    // /run is optional in a tree; the other mount points are checked by `check_mount_points`.
+    if s.nochroot || t.root.join("run").is_dir() {
+        c.args(["--tmpfs", "/run"]);
+    }
     c.args(["--size", &limit, "--tmpfs", "/tmp"]);
     c.arg("--ro-bind").arg(script_file).arg("/tmp/ks-script");
     c.args([
@@ -218,6 +222,31 @@ fn sandbox(t: &Target, s: &PostScript, opts: &PostOptions, script_file: &Path) -
     c.arg(s.interpreter.as_deref().unwrap_or("/bin/sh"))
         .arg("/tmp/ks-script");
     c
+}
+
+/// The read-only root must already have the directories the sandbox mounts on.
+fn check_mount_points(t: &Target, s: &PostScript) -> Result<()> {
+    let needed: &[&str] = if s.nochroot {
+        &["etc"]
+    } else {
+        &["etc", "var", "proc", "dev", "tmp"]
+    };
+    for d in needed {
+        let p = t.root.join(d);
+        if !p.is_dir() {
+            bail!(
+                "{}: the tree has no /{d} directory, needed to run %post scripts in it",
+                p.display()
+            );
+        }
+    }
+    if !t.var.is_dir() {
+        bail!(
+            "{}: the /var directory of the tree does not exist",
+            t.var.display()
+        );
+    }
+    Ok(())
 }
 
 fn describe(index: usize, s: &PostScript) -> String {
@@ -251,6 +280,7 @@ pub fn run_script(
 
     let watched = [t.root.join("etc"), t.var.clone()];
     let before = usage(&watched);
+    check_mount_points(t, s)?;
     let mut cmd = sandbox(t, s, opts, script.path());
     cmd.stdin(Stdio::null())
         .stdout(log.try_clone().context("duplicating the log file")?)
