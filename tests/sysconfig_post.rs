@@ -227,7 +227,8 @@ fn many_small_files_are_stopped_by_the_watchdog() {
         .flatten()
         .map(|e| e.metadata().unwrap().len())
         .sum();
-    assert!((8 * MIB..=12 * MIB).contains(&total), "{total}");
+    // Without the watchdog it would write 50 MiB; the overshoot is what is written between two checks.
+    assert!((8 * MIB..=16 * MIB).contains(&total), "{total}");
 }
 
 #[test]
