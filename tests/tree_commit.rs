@@ -214,6 +214,51 @@ fn commit_has_ostree_layout_and_keeps_metadata() {
         );
     }
 
+    // The parallel writer gives the very tree a single thread gives.
+    let content = |reference: &str| {
+        ok(ostree(&repo).args(["show", reference]))
+            .lines()
+            .find(|l| l.starts_with("ContentChecksum:"))
+            .unwrap()
+            .to_owned()
+    };
+    for threads in ["1", "4"] {
+        let reference = format!("test/threads{threads}");
+        let out = native_commit(&repo, &r, &["--ref", &reference, "--threads", threads]);
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert_eq!(
+            content(&reference),
+            content("test/x86_64/base"),
+            "--threads {threads}"
+        );
+    }
+
+    // systemd-tmpfiles accepts the generated file and recreates /var from the factory copy.
+    let co = d.path().join("checkout");
+    ok(ostree(&repo)
+        .args(["checkout", "test/x86_64/base"])
+        .arg(&co));
+    ok(Command::new("systemd-tmpfiles")
+        .arg("--create")
+        .arg(format!("--root={}", co.display()))
+        .arg(co.join("usr/lib/tmpfiles.d/imagebuilder-var.conf")));
+    assert_eq!(
+        std::fs::read_to_string(co.join("var/lib/dpkg/status")).unwrap(),
+        "Package: hello\n"
+    );
+    assert_eq!(
+        std::fs::read_link(co.join("var/run")).unwrap(),
+        Path::new("/run")
+    );
+    let mail = std::fs::metadata(co.join("var/mail")).unwrap();
+    assert_eq!(mail.permissions().mode() & 0o7777, 0o2775);
+    assert!(co.join("var/roothome/.profile").is_file());
+    assert!(co.join("var/usrlocal/bin").is_dir());
+
     // A second commit has the first as parent.
     let out = native_commit(
         &repo,

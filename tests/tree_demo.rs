@@ -144,6 +144,16 @@ fn demo_tree_is_valid_deployable_and_cached() {
         std::fs::read_link(deployment.join("home")).unwrap(),
         Path::new("var/home")
     );
+    // /var comes back at boot from the tmpfiles.d file (run here by the real systemd-tmpfiles).
+    ok(Command::new("systemd-tmpfiles")
+        .arg("--create")
+        .arg(format!("--root={}", deployment.display()))
+        .arg(deployment.join("usr/lib/tmpfiles.d/imagebuilder-var.conf")));
+    let status = std::fs::read_to_string(deployment.join("var/lib/dpkg/status")).unwrap();
+    assert!(
+        status.contains("Package: systemd\n"),
+        "dpkg status not restored"
+    );
     // No host keys or machine identity baked into the tree.
     assert!(!deployment.join("etc/ssh/ssh_host_ed25519_key").exists());
     assert_eq!(
