@@ -163,13 +163,10 @@ fn run_one(repo: &ostree::Repo, job: &Job) -> Result<Output> {
         &job.src,
         &mt,
         Box::new(move |_, rel, info| {
-            let keep = if files_only && rel != "/" && info.file_type() == gio::FileType::Directory {
-                false
-            } else if root_filter && !super::commit::keep_in_root(&join(&prefix, rel)) {
-                false
-            } else {
-                super::commit::no_special(rel, info)
-            };
+            let is_subdir = rel != "/" && info.file_type() == gio::FileType::Directory;
+            let keep = !(files_only && is_subdir)
+                && (!root_filter || super::commit::keep_in_root(&join(&prefix, rel)))
+                && super::commit::no_special(rel, info);
             super::commit::verdict(keep)
         }),
     )?;
