@@ -346,7 +346,18 @@ fn bad_input_is_a_clear_error_and_leaves_the_repo_untouched() {
 
     let no_kernel = rootfs(&d.path().join("nokernel"), &[]);
     let two = rootfs(&d.path().join("two"), &["6.1.0-9-amd64", "6.1.0-10-amd64"]);
+    let special = rootfs(&d.path().join("special"), &["6.1.0-9-amd64"]);
+    let st = Command::new("mkfifo")
+        .arg(special.join("usr/bin/fifo"))
+        .status()
+        .unwrap();
+    assert!(st.success());
     let cases: Vec<(Vec<String>, PathBuf, &str)> = vec![
+        (
+            vec![],
+            special.clone(),
+            "usr/bin/fifo is a device node, socket or fifo",
+        ),
         (vec![], no_kernel.clone(), "searched"),
         (vec![], two.clone(), "--kernel-version"),
         (

@@ -323,10 +323,19 @@ fn scan_dir(
         } else if m.is_file() {
             out.push(VarEntry::File { path: child });
         } else {
-            tracing::warn!("skipping special file {} (not kept in /var)", p.display());
+            bail!("{}", special_file_error(&p));
         }
     }
     Ok(())
+}
+
+/// The error for a device node, socket or fifo outside the directories committed empty.
+pub(super) fn special_file_error(p: &Path) -> String {
+    format!(
+        "{} is a device node, socket or fifo: OSTree commits hold only files, directories and \
+         symlinks (the content of /dev, /proc, /sys, /run, /tmp and /boot is dropped; remove it)",
+        p.display()
+    )
 }
 
 /// The tmpfiles.d configuration that recreates `/var` at boot: the directories the top-level symlinks
@@ -514,15 +523,6 @@ type Filter = Box<dyn Fn(&ostree::Repo, &str, &gio::FileInfo) -> ostree::RepoCom
 
 fn modifier(filter: Filter) -> ostree::RepoCommitModifier {
     ostree::RepoCommitModifier::new(ostree::RepoCommitModifierFlags::NONE, Some(filter))
-}
-
-/// Filter that skips what libostree cannot store (device nodes, sockets, fifos), with a warning.
-pub(super) fn no_special(path: &str, info: &gio::FileInfo) -> bool {
-    if info.file_type() == gio::FileType::Special {
-        tracing::warn!("skipping special file {path}");
-        return false;
-    }
-    true
 }
 
 pub(super) fn verdict(keep: bool) -> ostree::RepoCommitFilterResult {

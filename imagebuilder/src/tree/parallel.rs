@@ -83,8 +83,10 @@ fn weigh(
             .with_context(|| format!("reading {}", e.path().display()))?;
         total += if m.is_dir() {
             weigh(&e.path(), &child, keep, sizes)?
-        } else {
+        } else if m.is_file() || m.is_symlink() {
             ENTRY_WEIGHT + m.len()
+        } else {
+            bail!("{}", super::commit::special_file_error(&e.path()));
         };
     }
     sizes.insert(path.to_owned(), total);
@@ -165,8 +167,7 @@ fn run_one(repo: &ostree::Repo, job: &Job) -> Result<Output> {
         Box::new(move |_, rel, info| {
             let is_subdir = rel != "/" && info.file_type() == gio::FileType::Directory;
             let keep = !(files_only && is_subdir)
-                && (!root_filter || super::commit::keep_in_root(&join(&prefix, rel)))
-                && super::commit::no_special(rel, info);
+                && (!root_filter || super::commit::keep_in_root(&join(&prefix, rel)));
             super::commit::verdict(keep)
         }),
     )?;
