@@ -4,6 +4,10 @@
 //! only clap types and dispatch.
 
 pub mod cmd;
+pub mod config;
 pub mod fsutil;
+pub mod imagefactory;
 pub mod logging;
+pub mod render;
+pub mod tdl;
 pub mod tree;

@@ -5,6 +5,9 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
+mod imagefactory;
+mod render;
+mod tdl;
 mod tree;
 
 #[derive(Debug, Parser)]
@@ -22,6 +25,9 @@ enum Cmd {
     Treecompose(Box<tree::TreecomposeArgs>),
     Verify(tree::VerifyArgs),
     DemoTree(tree::DemoTreeArgs),
+    Render(render::RenderArgs),
+    Tdl(tdl::TdlArgs),
+    Imagefactory(imagefactory::ImagefactoryArgs),
 }
 
 pub fn main() -> ExitCode {
@@ -31,6 +37,9 @@ pub fn main() -> ExitCode {
         Cmd::Treecompose(a) => tree::treecompose(*a),
         Cmd::Verify(a) => tree::verify(a),
         Cmd::DemoTree(a) => tree::demo_tree(a),
+        Cmd::Render(a) => render::run(a),
+        Cmd::Tdl(a) => tdl::run(a),
+        Cmd::Imagefactory(a) => imagefactory::run(a),
     };
     match result {
         Ok(code) => code,
