@@ -26,6 +26,29 @@ fn ostree(repo: &Path) -> Command {
     c
 }
 
+/// `ostree admin deploy` makes each deployment directory immutable (chattr +i); this guard clears the
+/// flag on drop so the temporary sysroot can be removed.
+struct MutableDeployments(std::path::PathBuf);
+
+impl Drop for MutableDeployments {
+    fn drop(&mut self) {
+        let Ok(stateroots) = std::fs::read_dir(self.0.join("ostree/deploy")) else {
+            return;
+        };
+        for s in stateroots.flatten() {
+            for d in std::fs::read_dir(s.path().join("deploy"))
+                .into_iter()
+                .flatten()
+                .flatten()
+            {
+                if d.path().is_dir() {
+                    let _ = Command::new("chattr").arg("-i").arg(d.path()).status();
+                }
+            }
+        }
+    }
+}
+
 #[test]
 fn demo_tree_is_valid_deployable_and_cached() {
     imagebuilder::logging::init(false);
@@ -97,6 +120,7 @@ fn demo_tree_is_valid_deployable_and_cached() {
     // `ostree admin deploy` into an empty sysroot.
     let sysroot = d.path().join("sysroot");
     std::fs::create_dir(&sysroot).unwrap();
+    let _mutable = MutableDeployments(sysroot.clone());
     ok(Command::new("ostree")
         .args(["admin", "init-fs", "--modern"])
         .arg(&sysroot));
