@@ -214,6 +214,51 @@ fn commit_has_ostree_layout_and_keeps_metadata() {
         );
     }
 
+    // The parallel writer gives the very tree a single thread gives.
+    let content = |reference: &str| {
+        ok(ostree(&repo).args(["show", reference]))
+            .lines()
+            .find(|l| l.starts_with("ContentChecksum:"))
+            .unwrap()
+            .to_owned()
+    };
+    for threads in ["1", "4"] {
+        let reference = format!("test/threads{threads}");
+        let out = native_commit(&repo, &r, &["--ref", &reference, "--threads", threads]);
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert_eq!(
+            content(&reference),
+            content("test/x86_64/base"),
+            "--threads {threads}"
+        );
+    }
+
+    // systemd-tmpfiles accepts the generated file and recreates /var from the factory copy.
+    let co = d.path().join("checkout");
+    ok(ostree(&repo)
+        .args(["checkout", "test/x86_64/base"])
+        .arg(&co));
+    ok(Command::new("systemd-tmpfiles")
+        .arg("--create")
+        .arg(format!("--root={}", co.display()))
+        .arg(co.join("usr/lib/tmpfiles.d/imagebuilder-var.conf")));
+    assert_eq!(
+        std::fs::read_to_string(co.join("var/lib/dpkg/status")).unwrap(),
+        "Package: hello\n"
+    );
+    assert_eq!(
+        std::fs::read_link(co.join("var/run")).unwrap(),
+        Path::new("/run")
+    );
+    let mail = std::fs::metadata(co.join("var/mail")).unwrap();
+    assert_eq!(mail.permissions().mode() & 0o7777, 0o2775);
+    assert!(co.join("var/roothome/.profile").is_file());
+    assert!(co.join("var/usrlocal/bin").is_dir());
+
     // A second commit has the first as parent.
     let out = native_commit(
         &repo,
@@ -229,6 +274,29 @@ fn commit_has_ostree_layout_and_keeps_metadata() {
     assert_eq!(json["parent"], commit.as_str());
 }
 
+/// `ostree admin deploy` makes each deployment directory immutable (chattr +i); this guard clears the
+/// flag on drop so the temporary sysroot can be removed.
+struct MutableDeployments(std::path::PathBuf);
+
+impl Drop for MutableDeployments {
+    fn drop(&mut self) {
+        let Ok(stateroots) = std::fs::read_dir(self.0.join("ostree/deploy")) else {
+            return;
+        };
+        for s in stateroots.flatten() {
+            for d in std::fs::read_dir(s.path().join("deploy"))
+                .into_iter()
+                .flatten()
+                .flatten()
+            {
+                if d.path().is_dir() {
+                    let _ = Command::new("chattr").arg("-i").arg(d.path()).status();
+                }
+            }
+        }
+    }
+}
+
 #[test]
 fn commit_deploys_into_an_empty_sysroot() {
     let d = tempfile::tempdir().unwrap();
@@ -242,6 +310,7 @@ fn commit_deploys_into_an_empty_sysroot() {
     );
     let sysroot = d.path().join("sysroot");
     std::fs::create_dir(&sysroot).unwrap();
+    let _mutable = MutableDeployments(sysroot.clone());
     ok(Command::new("ostree")
         .args(["admin", "init-fs", "--modern"])
         .arg(&sysroot));
@@ -301,7 +370,18 @@ fn bad_input_is_a_clear_error_and_leaves_the_repo_untouched() {
 
     let no_kernel = rootfs(&d.path().join("nokernel"), &[]);
     let two = rootfs(&d.path().join("two"), &["6.1.0-9-amd64", "6.1.0-10-amd64"]);
+    let special = rootfs(&d.path().join("special"), &["6.1.0-9-amd64"]);
+    let st = Command::new("mkfifo")
+        .arg(special.join("usr/bin/fifo"))
+        .status()
+        .unwrap();
+    assert!(st.success());
     let cases: Vec<(Vec<String>, PathBuf, &str)> = vec![
+        (
+            vec![],
+            special.clone(),
+            "usr/bin/fifo is a device node, socket or fifo",
+        ),
         (vec![], no_kernel.clone(), "searched"),
         (vec![], two.clone(), "--kernel-version"),
         (

@@ -45,6 +45,9 @@ pub struct TreecomposeArgs {
     /// Commit subject (with --rootfs)
     #[arg(long, requires = "rootfs")]
     subject: Option<String>,
+    /// Threads writing objects (with --rootfs; 0 = one per CPU)
+    #[arg(long, default_value_t = 0, requires = "rootfs")]
+    threads: usize,
     /// Sign the commit and the summary with this GPG key
     #[arg(long, value_name = "KEYID")]
     gpg_sign: Option<String>,
@@ -143,6 +146,7 @@ pub fn treecompose(a: TreecomposeArgs) -> Result<ExitCode> {
                 timestamp: None,
                 gpg,
                 init_repo: true,
+                threads: a.threads,
             },
         )?;
         if a.json {

@@ -91,6 +91,8 @@ pub struct CommitOptions {
     pub gpg: Option<GpgKey>,
     /// Create the repository (archive mode) when it does not exist, once the input is checked.
     pub init_repo: bool,
+    /// Worker threads writing objects; 0 = one per CPU.
+    pub threads: usize,
 }
 
 /// The result of a commit.
@@ -321,10 +323,19 @@ fn scan_dir(
         } else if m.is_file() {
             out.push(VarEntry::File { path: child });
         } else {
-            tracing::warn!("skipping special file {} (not kept in /var)", p.display());
+            bail!("{}", special_file_error(&p));
         }
     }
     Ok(())
+}
+
+/// The error for a device node, socket or fifo outside the directories committed empty.
+pub(super) fn special_file_error(p: &Path) -> String {
+    format!(
+        "{} is a device node, socket or fifo: OSTree commits hold only files, directories and \
+         symlinks (the content of /dev, /proc, /sys, /run, /tmp and /boot is dropped; remove it)",
+        p.display()
+    )
 }
 
 /// The tmpfiles.d configuration that recreates `/var` at boot: the directories the top-level symlinks
@@ -514,16 +525,7 @@ fn modifier(filter: Filter) -> ostree::RepoCommitModifier {
     ostree::RepoCommitModifier::new(ostree::RepoCommitModifierFlags::NONE, Some(filter))
 }
 
-/// Filter that skips what libostree cannot store (device nodes, sockets, fifos), with a warning.
-fn no_special(path: &str, info: &gio::FileInfo) -> bool {
-    if info.file_type() == gio::FileType::Special {
-        tracing::warn!("skipping special file {path}");
-        return false;
-    }
-    true
-}
-
-fn verdict(keep: bool) -> ostree::RepoCommitFilterResult {
+pub(super) fn verdict(keep: bool) -> ostree::RepoCommitFilterResult {
     if keep {
         ostree::RepoCommitFilterResult::Allow
     } else {
@@ -531,7 +533,7 @@ fn verdict(keep: bool) -> ostree::RepoCommitFilterResult {
     }
 }
 
-fn write_dir(
+pub(super) fn write_dir(
     repo: &ostree::Repo,
     dir: &Path,
     mtree: &ostree::MutableTree,
@@ -548,6 +550,18 @@ fn write_dir(
         gio::Cancellable::NONE,
     )
     .with_context(|| format!("committing {}", dir.display()))
+}
+
+fn plain_job(src: PathBuf, target: &str) -> super::parallel::Job {
+    super::parallel::Job {
+        src,
+        path: "/".into(),
+        target: target.to_owned(),
+        kind: super::parallel::Kind::Subtree,
+        root_filter: false,
+        // Unknown; scheduled after the big planned jobs.
+        weight: 0,
+    }
 }
 
 /// A directory metadata object for a new directory (root-owned).
@@ -670,14 +684,29 @@ fn write_commit(
     timestamp: u64,
     opts: &CommitOptions,
 ) -> Result<String> {
+    let threads = match opts.threads {
+        0 => std::thread::available_parallelism().map_or(1, |n| n.get()),
+        n => n,
+    };
+    // 1. The root filesystem, minus what is moved, emptied or recreated; 2. /etc as /usr/etc; and the
+    //    content of /var and of the directories that become symlinks into it, kept in the factory
+    //    directory. All written in parallel jobs.
+    let mut jobs = super::parallel::plan_root(rootfs, threads, &keep_in_root)?;
+    if rootfs.join("etc").is_dir() {
+        jobs.push(plain_job(rootfs.join("etc"), "usr/etc"));
+    }
+    for (src, dst) in MOVED_TO_VAR {
+        let dir = rootfs.join(src);
+        if std::fs::symlink_metadata(&dir).is_ok_and(|m| m.is_dir()) {
+            let target = format!("{}/{dst}", &FACTORY_VAR[1..]);
+            jobs.push(plain_job(dir, target.trim_end_matches('/')));
+        }
+    }
+    let outputs = super::parallel::run(repo, &jobs, threads)?;
     let root = ostree::MutableTree::new();
-    // 1. The root filesystem, minus what is moved, emptied or recreated.
-    write_dir(
-        repo,
-        rootfs,
-        &root,
-        Box::new(|_, path, info| verdict(keep_in_root(path) && no_special(path, info))),
-    )?;
+    super::parallel::assemble(repo, &root, &jobs, &outputs, &|p| {
+        ensure_path(repo, &root, p)
+    })?;
     for d in EMPTIED {
         let dir = rootfs.join(&d[1..]);
         if std::fs::symlink_metadata(&dir).is_ok_and(|m| m.is_dir()) {
@@ -685,18 +714,6 @@ fn write_commit(
                 .with_context(|| format!("creating {d} in the commit tree"))?
                 .set_metadata_checksum(&dirmeta_from(repo, &dir)?);
         }
-    }
-    // 2. /etc as /usr/etc.
-    if rootfs.join("etc").is_dir() {
-        let usr_etc = ensure_path(repo, &root, "usr")?
-            .ensure_dir("etc")
-            .context("creating usr/etc in the commit tree")?;
-        write_dir(
-            repo,
-            &rootfs.join("etc"),
-            &usr_etc,
-            Box::new(|_, path, info| verdict(no_special(path, info))),
-        )?;
     }
     // 3. Kernel and initramfs into /usr/lib/modules/KVER.
     let moddir = ensure_path(repo, &root, &format!("usr/lib/modules/{}", kernel.kver))?;
@@ -725,28 +742,7 @@ fn write_commit(
             .replace_file(name, csum)
             .with_context(|| format!("placing {name} in usr/lib/modules/{}", kernel.kver))?;
     }
-    // 4. The content of /var and of the directories that become symlinks into it, kept in the factory
-    //    directory, plus the tmpfiles.d file that recreates them.
-    for (src, dst) in MOVED_TO_VAR {
-        let dir = rootfs.join(src);
-        if !std::fs::symlink_metadata(&dir).is_ok_and(|m| m.is_dir()) {
-            continue;
-        }
-        let factory = format!("{FACTORY_VAR}/{dst}");
-        let (parent_path, name) = factory
-            .trim_end_matches('/')
-            .rsplit_once('/')
-            .context("factory path")?;
-        let target = ensure_path(repo, &root, parent_path)?
-            .ensure_dir(name)
-            .with_context(|| format!("creating {factory} in the commit tree"))?;
-        write_dir(
-            repo,
-            &dir,
-            &target,
-            Box::new(|_, path, info| verdict(no_special(path, info))),
-        )?;
-    }
+    // 4. The tmpfiles.d file that recreates /var.
     let (tmpfiles_dir, tmpfiles_name) = TMPFILES_PATH.rsplit_once('/').context("tmpfiles path")?;
     ensure_path(repo, &root, tmpfiles_dir)?
         .replace_file(

@@ -474,6 +474,16 @@ pub fn treecompose(opts: &ComposeOptions) -> Result<ComposeOutcome> {
     let repo_path = std::path::absolute(repo_path(opts.ostreerepo.as_deref(), Some(&cfg))?)
         .context("resolving the repository path")?;
     let cachedir = cfg.get("rpmostree_cache_dir").map(PathBuf::from);
+    // The version is computed before anything is written: a bad policy leaves no trace.
+    let (previous, version) = if repo_path.exists() {
+        let repo = super::repo::open(&repo_path)?;
+        (
+            super::repo::resolve(&repo, &reference)?,
+            next_version_for(&repo, &reference, &opts.policy)?,
+        )
+    } else {
+        (None, next_version(&opts.policy, None)?)
+    };
     if !repo_path.exists()
         && let Some(c) = &cachedir
         && c.exists()
@@ -482,9 +492,7 @@ pub fn treecompose(opts: &ComposeOptions) -> Result<ComposeOutcome> {
         std::fs::remove_dir_all(c)
             .with_context(|| format!("removing stale cache {}", c.display()))?;
     }
-    let repo = super::repo::open_or_init_archive(&repo_path)?;
-    let previous = super::repo::resolve(&repo, &reference)?;
-    let version = next_version_for(&repo, &reference, &opts.policy)?;
+    super::repo::open_or_init_archive(&repo_path)?;
     if let Some(c) = &cachedir {
         std::fs::create_dir_all(c).with_context(|| format!("creating cache {}", c.display()))?;
     }

@@ -171,6 +171,9 @@ fn build(dir: &Path) -> Result<DemoTree> {
     crate::fsutil::write_atomic(&recipe.join("packages.txt"), PACKAGES.as_bytes())?;
     crate::fsutil::write_atomic(&recipe.join("build-rootfs.sh"), SCRIPT.as_bytes())?;
 
+    if !rustix::process::geteuid().is_root() {
+        bail!("building the demo tree needs root (debootstrap and chroot); run as root");
+    }
     crate::cmd::require_program("debootstrap")?;
     let mirror = debian_mirror();
     tracing::info!(

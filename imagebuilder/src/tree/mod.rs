@@ -10,6 +10,7 @@
 pub mod commit;
 pub mod compose;
 pub mod demo;
+pub mod parallel;
 pub mod repo;
 pub mod sign;
 pub mod version;
