@@ -4,5 +4,7 @@
 //! only clap types and dispatch.
 
 pub mod cmd;
+pub mod deploy;
+pub mod disk;
 pub mod fsutil;
 pub mod logging;
