@@ -349,7 +349,8 @@ pub fn ext_clamp_ctimes(f: &File, offset: u64, epoch: u32) -> Result<()> {
                 } else {
                     0
                 };
-                if v > epoch || (v == epoch && xv != 0) || t == 0x0C && (v != epoch || xv != 0) {
+                let is_ctime = t == 0x0C;
+                if v > epoch || (v == epoch && xv != 0) || (is_ctime && v != epoch) {
                     ino[t..t + 4].copy_from_slice(&epoch.to_le_bytes());
                     if extra >= x - 0x80 + 4 {
                         ino[x..x + 4].fill(0);
@@ -407,7 +408,7 @@ pub fn clamp_mtimes(dir: &Path, epoch: i64) -> Result<()> {
             if md.is_dir() {
                 stack.push(e.path());
             } else if md.mtime() > epoch || md.atime() > epoch {
-                utimensat(CWD, &e.path(), &ts, AtFlags::SYMLINK_NOFOLLOW)
+                utimensat(CWD, e.path(), &ts, AtFlags::SYMLINK_NOFOLLOW)
                     .with_context(|| format!("setting times of {}", e.path().display()))?;
             }
         }
