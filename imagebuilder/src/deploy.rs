@@ -180,8 +180,12 @@ pub fn deploy(sysroot_dir: &Path, src: &DeploySource) -> Result<Deployed> {
         .map_err(gerr)
         .context("writing the deployment and its boot entry")?;
     let rel = sysroot.deployment_dirpath(&dep).to_string();
+    let deployment = sysroot_dir.join(rel);
+    // libostree marks the deployment root immutable (chattr +i); the staging copy must stay
+    // writable for the configuration hooks and removable afterwards.
+    set_immutable(&deployment, false)?;
     Ok(Deployed {
-        deployment: sysroot_dir.join(rel),
+        deployment,
         var: sysroot_dir
             .join("ostree/deploy")
             .join(&src.osname)
@@ -190,6 +194,20 @@ pub fn deploy(sysroot_dir: &Path, src: &DeploySource) -> Result<Deployed> {
         osname: src.osname.clone(),
         commit,
     })
+}
+
+/// Sets or clears the immutable attribute (`chattr ±i`) of a directory.
+pub fn set_immutable(dir: &Path, on: bool) -> Result<()> {
+    use rustix::fs::{IFlags, ioctl_getflags, ioctl_setflags};
+    let f = std::fs::File::open(dir).with_context(|| format!("opening {}", dir.display()))?;
+    let mut flags =
+        ioctl_getflags(&f).with_context(|| format!("reading attributes of {}", dir.display()))?;
+    if flags.contains(IFlags::IMMUTABLE) != on {
+        flags.set(IFlags::IMMUTABLE, on);
+        ioctl_setflags(&f, flags)
+            .with_context(|| format!("changing the immutable attribute of {}", dir.display()))?;
+    }
+    Ok(())
 }
 
 trait ToVariantBool {
