@@ -5,6 +5,8 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
+mod image;
+
 #[derive(Debug, Parser)]
 #[command(name = "imagebuilder", version, about, help_expected = true)]
 pub struct Cli {
@@ -16,12 +18,17 @@ pub struct Cli {
 }
 
 #[derive(Debug, Subcommand)]
-enum Cmd {}
+enum Cmd {
+    /// Build raw/qcow2 disk images from a kickstart and an OSTree commit
+    Image(image::ImageArgs),
+}
 
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
     imagebuilder::logging::init(cli.verbose);
-    let result: anyhow::Result<ExitCode> = match cli.command {};
+    let result: anyhow::Result<ExitCode> = match cli.command {
+        Cmd::Image(a) => image::run(a),
+    };
     match result {
         Ok(code) => code,
         Err(e) => {

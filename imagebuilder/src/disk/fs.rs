@@ -161,6 +161,53 @@ pub fn make_ext(
     Ok(())
 }
 
+/// Makes every hard link set under `dir` self-contained: a file that also has links outside `dir`
+/// (ostree hard-links repository objects from the source repository and kernels into /boot) is
+/// replaced by a private copy, re-linked to its other paths inside `dir`. `mkfs.btrfs --rootdir`
+/// takes the link count from the source, which would otherwise be wrong. Returns the files copied.
+pub fn isolate_hardlinks(dir: &Path) -> Result<u64> {
+    use std::collections::HashMap;
+    let mut sets: HashMap<(u64, u64), (u64, Vec<std::path::PathBuf>)> = HashMap::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for e in std::fs::read_dir(&d).with_context(|| format!("reading {}", d.display()))? {
+            let e = e?;
+            let md = e.metadata()?;
+            if md.is_dir() {
+                stack.push(e.path());
+            } else if md.nlink() > 1 {
+                sets.entry((md.dev(), md.ino()))
+                    .or_insert((md.nlink(), Vec::new()))
+                    .1
+                    .push(e.path());
+            }
+        }
+    }
+    let mut copied = 0;
+    for (_, (nlink, mut paths)) in sets {
+        if paths.len() as u64 >= nlink {
+            continue;
+        }
+        paths.sort();
+        let first = &paths[0];
+        let md = std::fs::symlink_metadata(first)?;
+        let tmp = first.with_file_name(format!(".imagebuilder-copy-{}", md.ino()));
+        std::fs::copy(first, &tmp).with_context(|| format!("copying {}", first.display()))?;
+        std::os::unix::fs::lchown(&tmp, Some(md.uid()), Some(md.gid()))?;
+        std::fs::set_permissions(&tmp, md.permissions())?;
+        let mtime = std::fs::File::options().write(true).open(&tmp)?;
+        mtime.set_modified(md.modified()?)?;
+        for p in &paths {
+            let link = p.with_file_name(format!(".imagebuilder-link-{}", md.ino()));
+            std::fs::hard_link(&tmp, &link)?;
+            std::fs::rename(&link, p).with_context(|| format!("replacing {}", p.display()))?;
+        }
+        std::fs::remove_file(&tmp)?;
+        copied += 1;
+    }
+    Ok(copied)
+}
+
 /// Creates a btrfs filesystem of `size` bytes populated from `src` in `scratch`, then copies it
 /// (holes stay holes) to byte `offset` of `image`.
 pub fn make_btrfs(
@@ -172,6 +219,7 @@ pub fn make_btrfs(
     scratch: &Path,
 ) -> Result<()> {
     let uuid = fs.uuid().context("btrfs without a UUID")?;
+    isolate_hardlinks(src)?;
     {
         let f = File::create(scratch).with_context(|| format!("creating {}", scratch.display()))?;
         f.set_len(size).context("sizing btrfs scratch file")?;
@@ -508,6 +556,27 @@ mod tests {
             .take(16)
             .collect();
         assert!(diff.is_empty(), "two ext4 builds differ at {diff:x?}");
+    }
+
+    #[test]
+    fn hardlinks_leaving_the_tree_are_isolated() {
+        let d = tempfile::tempdir().unwrap();
+        let tree = d.path().join("tree");
+        sample_tree(&tree);
+        std::fs::hard_link(tree.join("usr/bin/tool"), d.path().join("outside")).unwrap();
+        assert_eq!(isolate_hardlinks(&tree).unwrap(), 1);
+        let a = std::fs::metadata(tree.join("usr/bin/tool")).unwrap();
+        let b = std::fs::metadata(tree.join("usr/bin/tool-link")).unwrap();
+        assert_eq!((a.ino(), a.nlink()), (b.ino(), 2));
+        assert_eq!(
+            std::fs::metadata(d.path().join("outside")).unwrap().nlink(),
+            1
+        );
+        assert_eq!(
+            std::fs::read(tree.join("usr/bin/tool")).unwrap(),
+            vec![7u8; 10_000]
+        );
+        assert_eq!(isolate_hardlinks(&tree).unwrap(), 0);
     }
 
     #[test]

@@ -11,6 +11,7 @@ pub mod fat;
 pub mod fs;
 pub mod gpt;
 pub mod grub;
+pub mod ksread;
 pub mod outputs;
 pub mod pipeline;
 pub mod plan;

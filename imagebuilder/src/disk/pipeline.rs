@@ -296,7 +296,7 @@ pub fn build_image(job: &ImageJob, hooks: &[&dyn DeploymentHook]) -> Result<Buil
     let mut log = BuildLog::create(&job.outdir, &job.name)?;
     let result = run(job, hooks, &layout, &source, &kargs, &formats, &mut log);
     if let Err(e) = &result {
-        log.step(format!("FAILED: {e:#}"));
+        log.record(format!("FAILED: {e:#}"));
     }
     result
 }
