@@ -32,6 +32,9 @@ apt-get install -y -qq --no-install-recommends \
 apt-get install -y -qq --no-install-recommends -t bookworm-backports \
   qemu-system-x86 qemu-system-common qemu-system-data ovmf
 
+# zip: Azure VHD packaging in `imagebuilder imagefactory`.
+apt-get install -y -qq --no-install-recommends zip
+
 # pykickstart is the reference oracle for kickstart verdicts.
 if [ ! -x "$here/.venv/bin/ksvalidator" ]; then
   python3 -m venv "$here/.venv"

@@ -142,6 +142,9 @@ pub fn debian_package_for(program: &str) -> Option<&'static str> {
         "cpio" => "cpio",
         "zstd" => "zstd",
         "xz" => "xz-utils",
+        "gzip" => "gzip",
+        "zip" => "zip",
+        "sha256sum" => "coreutils",
         _ => return None,
     })
 }

@@ -24,6 +24,31 @@ pub fn write_atomic(path: &Path, contents: &[u8]) -> Result<()> {
     Ok(())
 }
 
+/// Writes several files so that either all of them appear or none: every file is first written to
+/// a temporary name next to its destination, and only when all are staged are they renamed into
+/// place (a rename failure midway is the only way to end up with some but not all).
+pub fn write_all_atomic(files: &[(std::path::PathBuf, Vec<u8>)]) -> Result<()> {
+    let mut staged = Vec::new();
+    for (path, contents) in files {
+        let dir = parent_dir(path);
+        fs::create_dir_all(dir).with_context(|| format!("creating directory {}", dir.display()))?;
+        let mut tmp = tempfile::Builder::new()
+            .prefix(".imagebuilder-tmp-")
+            .tempfile_in(dir)
+            .with_context(|| format!("creating temporary file in {}", dir.display()))?;
+        tmp.write_all(contents)
+            .and_then(|()| tmp.as_file().sync_all())
+            .with_context(|| format!("writing {}", path.display()))?;
+        staged.push((tmp, path));
+    }
+    for (tmp, path) in staged {
+        tmp.persist(path)
+            .map_err(|e| e.error)
+            .with_context(|| format!("renaming temporary file to {}", path.display()))?;
+    }
+    Ok(())
+}
+
 /// The directory a path lives in (`.` for a bare file name).
 pub fn parent_dir(path: &Path) -> &Path {
     match path.parent() {
@@ -45,6 +70,28 @@ mod tests {
         assert_eq!(fs::read(&p).unwrap(), b"two");
         let names: Vec<_> = fs::read_dir(p.parent().unwrap()).unwrap().collect();
         assert_eq!(names.len(), 1, "temporary files left behind");
+    }
+
+    #[test]
+    fn write_all_atomic_writes_nothing_when_one_file_fails() {
+        let dir = tempfile::tempdir().unwrap();
+        let ok = dir.path().join("a/ok.txt");
+        let files = vec![
+            (ok.clone(), b"x".to_vec()),
+            (
+                std::path::PathBuf::from("/proc/no-such-dir/x"),
+                b"y".to_vec(),
+            ),
+        ];
+        assert!(write_all_atomic(&files).is_err());
+        assert!(!ok.exists());
+        assert_eq!(
+            fs::read_dir(dir.path().join("a")).unwrap().count(),
+            0,
+            "temporary files left"
+        );
+        write_all_atomic(&files[..1]).unwrap();
+        assert_eq!(fs::read(&ok).unwrap(), b"x");
     }
 
     #[test]

@@ -4,7 +4,12 @@
 //! only clap types and dispatch.
 
 pub mod cmd;
+pub mod config;
 pub mod deploy;
 pub mod disk;
 pub mod fsutil;
+pub mod imagefactory;
 pub mod logging;
+pub mod render;
+pub mod tdl;
+pub mod tree;

@@ -6,6 +6,10 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 
 mod image;
+mod imagefactory;
+mod render;
+mod tdl;
+mod tree;
 
 #[derive(Debug, Parser)]
 #[command(name = "imagebuilder", version, about, help_expected = true)]
@@ -19,6 +23,12 @@ pub struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Cmd {
+    Treecompose(Box<tree::TreecomposeArgs>),
+    Verify(tree::VerifyArgs),
+    DemoTree(tree::DemoTreeArgs),
+    Render(render::RenderArgs),
+    Tdl(tdl::TdlArgs),
+    Imagefactory(imagefactory::ImagefactoryArgs),
     /// Build raw/qcow2 disk images from a kickstart and an OSTree commit
     Image(image::ImageArgs),
 }
@@ -27,6 +37,12 @@ pub fn main() -> ExitCode {
     let cli = Cli::parse();
     imagebuilder::logging::init(cli.verbose);
     let result: anyhow::Result<ExitCode> = match cli.command {
+        Cmd::Treecompose(a) => tree::treecompose(*a),
+        Cmd::Verify(a) => tree::verify(a),
+        Cmd::DemoTree(a) => tree::demo_tree(a),
+        Cmd::Render(a) => render::run(a),
+        Cmd::Tdl(a) => tdl::run(a),
+        Cmd::Imagefactory(a) => imagefactory::run(a),
         Cmd::Image(a) => image::run(a),
     };
     match result {
