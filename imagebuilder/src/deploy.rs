@@ -108,12 +108,15 @@ pub fn deploy(sysroot_dir: &Path, src: &DeploySource) -> Result<Deployed> {
     .map_err(gerr)
     .with_context(|| format!("adding remote {} ({})", src.remote, src.remote_url))?;
     for key in &src.gpg_keys {
+        // libostree needs the key ids to import (an empty list imports nothing).
+        let ids = gpg_key_fingerprints(key)?;
+        let ids: Vec<&str> = ids.iter().map(String::as_str).collect();
         let f = gio::File::for_path(key);
         let stream = f
             .read(cancel)
             .map_err(gerr)
             .with_context(|| format!("opening GPG key {}", key.display()))?;
-        repo.remote_gpg_import(&src.remote, Some(&stream), &[], cancel)
+        repo.remote_gpg_import(&src.remote, Some(&stream), &ids, cancel)
             .map_err(gerr)
             .with_context(|| format!("importing GPG key {}", key.display()))?;
     }
@@ -194,6 +197,32 @@ pub fn deploy(sysroot_dir: &Path, src: &DeploySource) -> Result<Deployed> {
         osname: src.osname.clone(),
         commit,
     })
+}
+
+/// The primary-key fingerprints in a GPG key file (`gpg --show-keys`).
+pub fn gpg_key_fingerprints(key: &Path) -> Result<Vec<String>> {
+    use crate::cmd::CommandExt;
+    let out = std::process::Command::new("gpg")
+        .args(["--batch", "--with-colons", "--show-keys"])
+        .arg(key)
+        .run_text()
+        .with_context(|| format!("reading GPG key {}", key.display()))?;
+    let mut fprs = Vec::new();
+    let mut want = false;
+    for l in out.lines() {
+        if l.starts_with("pub:") {
+            want = true;
+        } else if want && let Some(rest) = l.strip_prefix("fpr:") {
+            if let Some(f) = rest.split(':').find(|f| !f.is_empty()) {
+                fprs.push(f.to_string());
+            }
+            want = false;
+        }
+    }
+    if fprs.is_empty() {
+        bail!("{} holds no GPG public key", key.display());
+    }
+    Ok(fprs)
 }
 
 /// Sets or clears the immutable attribute (`chattr ±i`) of a directory.
@@ -427,6 +456,90 @@ mod tests {
             msg.contains("pulling test/x86_64/base from http://127.0.0.1:9/repo"),
             "{msg}"
         );
+    }
+
+    /// A throwaway GnuPG home with one passphrase-less ed25519 key; returns (home, fingerprint).
+    fn gpg_key(dir: &Path, name: &str) -> (PathBuf, String) {
+        use crate::cmd::CommandExt;
+        use std::process::Command;
+        let home = dir.join(name);
+        std::fs::create_dir(&home).unwrap();
+        std::fs::set_permissions(&home, std::os::unix::fs::PermissionsExt::from_mode(0o700))
+            .unwrap();
+        Command::new("gpg")
+            .arg("--homedir")
+            .arg(&home)
+            .args([
+                "--batch",
+                "--pinentry-mode",
+                "loopback",
+                "--passphrase",
+                "",
+                "--quick-gen-key",
+            ])
+            .arg(format!("{name} <{name}@example.invalid>"))
+            .args(["ed25519", "sign", "never"])
+            .run()
+            .unwrap();
+        let list = Command::new("gpg")
+            .arg("--homedir")
+            .arg(&home)
+            .args(["--batch", "--with-colons", "--list-secret-keys"])
+            .run_text()
+            .unwrap();
+        let fpr = list
+            .lines()
+            .find_map(|l| l.strip_prefix("fpr:"))
+            .and_then(|l| l.split(':').find(|f| !f.is_empty()))
+            .unwrap()
+            .to_string();
+        (home, fpr)
+    }
+
+    #[test]
+    fn signed_commit_deploys_and_a_wrong_key_is_refused() {
+        use crate::cmd::CommandExt;
+        use std::process::Command;
+        let d = tempfile::tempdir().unwrap();
+        let (repo, commit) = testutil::synthetic_commit(d.path(), "test/x86_64/base", 10).unwrap();
+        let (home, fpr) = gpg_key(d.path(), "signer");
+        let (other_home, _) = gpg_key(d.path(), "other");
+        Command::new("ostree")
+            .arg(format!("--repo={}", repo.display()))
+            .arg("gpg-sign")
+            .arg(format!("--gpg-homedir={}", home.display()))
+            .args([&commit, &fpr])
+            .run()
+            .unwrap();
+        let export = |h: &Path, out: &Path| {
+            let key = Command::new("gpg")
+                .arg("--homedir")
+                .arg(h)
+                .args(["--batch", "--armor", "--export"])
+                .run_stdout()
+                .unwrap();
+            std::fs::write(out, key).unwrap();
+        };
+        let good = d.path().join("good.asc");
+        let bad = d.path().join("bad.asc");
+        export(&home, &good);
+        export(&other_home, &bad);
+        let mut s = source(&repo, true);
+        s.gpg_keys = vec![good];
+        let dep = deploy(&d.path().join("ok"), &s).unwrap();
+        assert_eq!(dep.commit, commit);
+        let cfg = std::fs::read_to_string(dep.sysroot.join("ostree/repo/config")).unwrap();
+        assert!(!cfg.contains("gpg-verify=false"), "{cfg}");
+        s.gpg_keys = vec![bad];
+        let msg = format!("{:#}", deploy(&d.path().join("bad"), &s).unwrap_err());
+        assert!(msg.contains("refusing test/x86_64/base"), "{msg}");
+        for h in [&home, &other_home] {
+            let _ = Command::new("gpgconf")
+                .arg("--homedir")
+                .arg(h)
+                .args(["--kill", "gpg-agent"])
+                .run();
+        }
     }
 
     #[test]

@@ -1,0 +1,91 @@
+//! The qcow2 writer against `qemu-img convert -O qcow2` on the same raw image, in the same run.
+//!
+//! usage: cargo bench -p imagebuilder --bench qcow2 -- RAW [ROUNDS]
+//! Prints the median times, the ratio (target ≤ 1.0) and the writer's peak RSS; checks that both
+//! outputs hold the same disk (`qemu-img compare`).
+
+use std::fs::File;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Instant;
+
+use imagebuilder::cmd::CommandExt;
+use imagebuilder::disk::qcow2::{Qcow2Options, write_qcow2_from_raw};
+
+fn vm_hwm_kib() -> u64 {
+    std::fs::read_to_string("/proc/self/status")
+        .unwrap_or_default()
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .unwrap_or(0)
+}
+
+fn ours(raw: &Path, out: &Path) -> f64 {
+    let _ = std::fs::remove_file(out);
+    let t = Instant::now();
+    let f = File::options()
+        .read(true)
+        .write(true)
+        .create_new(true)
+        .open(out)
+        .unwrap();
+    write_qcow2_from_raw(raw, &f, Qcow2Options::default()).unwrap();
+    f.sync_all().unwrap();
+    t.elapsed().as_secs_f64()
+}
+
+fn qemu(raw: &Path, out: &Path) -> f64 {
+    let _ = std::fs::remove_file(out);
+    let t = Instant::now();
+    Command::new("qemu-img")
+        .args(["convert", "-f", "raw", "-O", "qcow2"])
+        .arg(raw)
+        .arg(out)
+        .run()
+        .unwrap();
+    t.elapsed().as_secs_f64()
+}
+
+fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(|a, b| a.total_cmp(b));
+    v[v.len() / 2]
+}
+
+fn main() {
+    let args: Vec<String> = std::env::args()
+        .skip(1)
+        .filter(|a| a != "--bench")
+        .collect();
+    let Some(raw) = args.first().map(PathBuf::from) else {
+        eprintln!("usage: cargo bench -p imagebuilder --bench qcow2 -- RAW [ROUNDS]");
+        std::process::exit(2);
+    };
+    let rounds: usize = args.get(1).and_then(|r| r.parse().ok()).unwrap_or(3);
+    let dir = tempfile::tempdir_in(raw.parent().unwrap_or(Path::new("."))).unwrap();
+    let (a, b) = (dir.path().join("ours.qcow2"), dir.path().join("qemu.qcow2"));
+    let (mut to, mut tq) = (Vec::new(), Vec::new());
+    for _ in 0..rounds {
+        to.push(ours(&raw, &a));
+        tq.push(qemu(&raw, &b));
+    }
+    let cmp = Command::new("qemu-img")
+        .args(["compare", "-f", "qcow2", "-F", "qcow2"])
+        .arg(&a)
+        .arg(&b)
+        .run_text()
+        .unwrap();
+    assert!(cmp.contains("Images are identical"), "{cmp}");
+    let (mo, mq) = (median(to), median(tq));
+    let size = |p: &Path| std::fs::metadata(p).map(|m| m.len()).unwrap_or(0) >> 20;
+    println!(
+        "qcow2 writer: {mo:.2}s ({} MiB), qemu-img convert: {mq:.2}s ({} MiB), ratio {:.2} (target <= 1.0)",
+        size(&a),
+        size(&b),
+        mo / mq
+    );
+    println!(
+        "qcow2 writer peak RSS (whole bench process): {} MiB",
+        vm_hwm_kib() / 1024
+    );
+}
