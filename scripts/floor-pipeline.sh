@@ -4,6 +4,9 @@
 # No partition table, no ESP, no /boot filesystem, no bootloader: `imagebuilder image` must stay
 # within 1.25x of this (see scripts/bench-disk.sh).
 #
+# Like any pipeline it removes its intermediates (the staging sysroot and root.img) and keeps only
+# WORKDIR/floor.qcow2; imagebuilder removes its staging tree too, so both pay the same cleanup.
+#
 # usage: scripts/floor-pipeline.sh REPO REF WORKDIR [SIZE_MIB]
 set -euo pipefail
 repo=$(realpath "$1"); ref=$2; work=$3; size=${4:-2048}
@@ -21,3 +24,4 @@ ostree admin deploy --sysroot "$sysroot" --os floor "floor:$ref" --karg=root=LAB
 chattr -i "$sysroot"/ostree/deploy/floor/deploy/*.0
 mkfs.ext4 -q -F -L root -d "$sysroot" "$work/root.img" "${size}M"
 qemu-img convert -f raw -O qcow2 "$work/root.img" "$work/floor.qcow2"
+rm -rf "$sysroot" "$work/root.img"

@@ -513,6 +513,13 @@ fn run(
     }
     raw_file.sync_all().context("flushing the raw image")?;
     drop(raw_file);
+    // The staging tree is no longer needed: remove it while the outputs are written (removing
+    // tens of thousands of files is slow on hosts that mount with `discard`).
+    let cleanup = std::thread::spawn(move || {
+        let path = work.path().to_path_buf();
+        work.close()
+            .with_context(|| format!("removing the work directory {}", path.display()))
+    });
 
     // 8. Outputs.
     let mut staged = Vec::new();
@@ -609,7 +616,13 @@ fn run(
         v.push(b'\n');
         Ok(v)
     };
-    let outputs = super::outputs::commit(&job.outdir, staged, &make_meta)?;
+    let outputs = super::outputs::commit(&job.outdir, staged, &make_meta);
+    let cleaned = cleanup.join();
+    let outputs = outputs?;
+    match cleaned {
+        Ok(r) => r?,
+        Err(_) => bail!("removing the work directory failed"),
+    }
     for o in &outputs {
         log.step(format!(
             "wrote {} ({} MiB, sha256 {})",

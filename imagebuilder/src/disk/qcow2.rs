@@ -11,7 +11,7 @@
 //! back to back; a cluster that does not shrink is stored plainly.
 
 use std::fs::File;
-use std::io::{BufWriter, Seek, SeekFrom, Write};
+
 use std::os::unix::fs::FileExt;
 use std::path::Path;
 
@@ -68,22 +68,29 @@ pub fn data_extents(f: &File, len: u64) -> Result<Vec<(u64, u64)>> {
     Ok(out)
 }
 
+/// All-zero test with an early exit every 512 bytes (data clusters usually fail at once).
 fn is_zero(buf: &[u8]) -> bool {
-    let chunks = buf.chunks_exact(16);
-    let rest = chunks.remainder();
-    let acc = chunks.fold(0u128, |acc, c| {
-        acc | u128::from_ne_bytes(c.try_into().unwrap_or_default())
-    });
-    acc == 0 && rest.iter().all(|b| *b == 0)
+    buf.chunks(512).all(|block| {
+        let words = block.chunks_exact(16);
+        let rest = words.remainder();
+        words.fold(0u128, |acc, c| {
+            acc | u128::from_ne_bytes(c.try_into().unwrap_or_default())
+        }) == 0
+            && rest.iter().all(|b| *b == 0)
+    })
 }
 
-struct Out<W: Write> {
-    w: W,
+/// The output file: appended to at `pos`; small pieces (compressed clusters, padding) are gathered
+/// in `pending`, large data runs are written straight from the read buffer.
+struct Out<'a> {
+    file: &'a File,
     pos: u64,
+    pending: Vec<u8>,
+    pending_at: u64,
     refcounts: Vec<u16>,
 }
 
-impl<W: Write> Out<W> {
+impl Out<'_> {
     fn bump(&mut self, from: u64, to: u64) {
         // Every host cluster overlapping [from, to) gets one more reference.
         let first = from / CLUSTER;
@@ -96,27 +103,53 @@ impl<W: Write> Out<W> {
         }
     }
 
-    fn pad_to_cluster(&mut self) -> Result<()> {
-        let rem = self.pos % CLUSTER;
-        if rem != 0 {
-            let pad = CLUSTER - rem;
-            self.w.write_all(&vec![0u8; pad as usize])?;
-            self.pos += pad;
+    fn flush(&mut self) -> Result<()> {
+        if !self.pending.is_empty() {
+            self.file
+                .write_all_at(&self.pending, self.pending_at)
+                .context("writing qcow2")?;
+            self.pending.clear();
+        }
+        self.pending_at = self.pos;
+        Ok(())
+    }
+
+    fn push(&mut self, data: &[u8]) -> Result<()> {
+        if self.pending.is_empty() {
+            self.pending_at = self.pos;
+        }
+        self.pending.extend_from_slice(data);
+        self.pos += data.len() as u64;
+        if self.pending.len() >= 4 << 20 {
+            self.flush()?;
         }
         Ok(())
     }
 
-    /// Appends whole clusters of metadata or data at a cluster boundary, refcount 1 each.
+    fn pad_to_cluster(&mut self) -> Result<()> {
+        let rem = self.pos % CLUSTER;
+        if rem != 0 {
+            self.push(&vec![0u8; (CLUSTER - rem) as usize])?;
+        }
+        Ok(())
+    }
+
+    /// Appends whole clusters at a cluster boundary, refcount 1 each; large runs go straight out.
     fn append_clusters(&mut self, data: &[u8]) -> Result<u64> {
         self.pad_to_cluster()?;
         let at = self.pos;
-        self.w.write_all(data)?;
         let n = (data.len() as u64).div_ceil(CLUSTER) * CLUSTER;
-        if n > data.len() as u64 {
-            self.w
-                .write_all(&vec![0u8; (n - data.len() as u64) as usize])?;
+        if data.len() as u64 == n && n >= 4 * CLUSTER {
+            self.flush()?;
+            self.file.write_all_at(data, at).context("writing qcow2")?;
+            self.pos += n;
+            self.pending_at = self.pos;
+        } else {
+            self.push(data)?;
+            if n > data.len() as u64 {
+                self.push(&vec![0u8; (n - data.len() as u64) as usize])?;
+            }
         }
-        self.pos += n;
         self.bump(at, at + n);
         Ok(at)
     }
@@ -124,8 +157,7 @@ impl<W: Write> Out<W> {
     /// Appends compressed bytes anywhere (byte granular).
     fn append_bytes(&mut self, data: &[u8]) -> Result<u64> {
         let at = self.pos;
-        self.w.write_all(data)?;
-        self.pos += data.len() as u64;
+        self.push(data)?;
         self.bump(at, at + data.len() as u64);
         Ok(at)
     }
@@ -155,8 +187,10 @@ pub fn write_qcow2_from_raw(raw: &Path, out: &File, opts: Qcow2Options) -> Resul
     let mut l1 = vec![0u64; l1_entries as usize];
 
     let mut o = Out {
-        w: BufWriter::with_capacity(4 << 20, out.try_clone()?),
+        file: out,
         pos: 0,
+        pending: Vec::new(),
+        pending_at: 0,
         refcounts: Vec::new(),
     };
     // Cluster 0: the header, written for real at the end.
@@ -169,7 +203,7 @@ pub fn write_qcow2_from_raw(raw: &Path, out: &File, opts: Qcow2Options) -> Resul
     let mut l2 = vec![0u64; L2_ENTRIES as usize];
     let mut l2_index: Option<u64> = None;
     let mut l2_dirty = false;
-    let flush_l2 = |o: &mut Out<BufWriter<File>>,
+    let flush_l2 = |o: &mut Out<'_>,
                     l1: &mut [u64],
                     idx: u64,
                     l2: &mut [u64],
@@ -185,7 +219,7 @@ pub fn write_qcow2_from_raw(raw: &Path, out: &File, opts: Qcow2Options) -> Resul
         Ok(())
     };
 
-    const BATCH: u64 = 64; // clusters per read (4 MiB)
+    const BATCH: u64 = 128; // clusters per read (8 MiB)
     let mut buf = vec![0u8; (BATCH * CLUSTER) as usize];
     let mut cbuf = Vec::new();
     // Cluster-aligned extents, merged.
@@ -207,10 +241,12 @@ pub fn write_qcow2_from_raw(raw: &Path, out: &File, opts: Qcow2Options) -> Resul
                 .read_exact_at(&mut buf[..bytes], c * CLUSTER)
                 .with_context(|| format!("reading {}", raw.display()))?;
             buf[bytes..(n * CLUSTER) as usize].fill(0);
-            for i in 0..n {
+            let mut i = 0;
+            while i < n {
                 let guest = c + i;
                 let chunk = &buf[(i * CLUSTER) as usize..((i + 1) * CLUSTER) as usize];
                 if is_zero(chunk) {
+                    i += 1;
                     continue;
                 }
                 let idx = guest / L2_ENTRIES;
@@ -220,18 +256,37 @@ pub fn write_qcow2_from_raw(raw: &Path, out: &File, opts: Qcow2Options) -> Resul
                     }
                     l2_index = Some(idx);
                 }
-                let entry = if opts.compress && deflate_cluster(chunk, &mut cbuf)? {
-                    let at = o.append_bytes(&cbuf)?;
-                    let end = at + cbuf.len() as u64;
-                    let nsect = (end - 1) / 512 - at / 512; // additional sectors
-                    stats.compressed_clusters += 1;
-                    COMPRESSED | (nsect << (62 - (CLUSTER_BITS - 8))) | at
-                } else {
-                    o.append_clusters(chunk)? | COPIED
-                };
-                l2[(guest % L2_ENTRIES) as usize] = entry;
+                if opts.compress {
+                    let entry = if deflate_cluster(chunk, &mut cbuf)? {
+                        let at = o.append_bytes(&cbuf)?;
+                        let end = at + cbuf.len() as u64;
+                        let nsect = (end - 1) / 512 - at / 512; // additional sectors
+                        stats.compressed_clusters += 1;
+                        COMPRESSED | (nsect << (62 - (CLUSTER_BITS - 8))) | at
+                    } else {
+                        o.append_clusters(chunk)? | COPIED
+                    };
+                    l2[(guest % L2_ENTRIES) as usize] = entry;
+                    stats.data_clusters += 1;
+                    l2_dirty = true;
+                    i += 1;
+                    continue;
+                }
+                // A run of non-zero clusters within one L2 table, written in one go.
+                let mut j = i + 1;
+                while j < n
+                    && (c + j) / L2_ENTRIES == idx
+                    && !is_zero(&buf[(j * CLUSTER) as usize..((j + 1) * CLUSTER) as usize])
+                {
+                    j += 1;
+                }
+                let at = o.append_clusters(&buf[(i * CLUSTER) as usize..(j * CLUSTER) as usize])?;
+                for k in i..j {
+                    l2[((c + k) % L2_ENTRIES) as usize] = (at + (k - i) * CLUSTER) | COPIED;
+                }
+                stats.data_clusters += j - i;
                 l2_dirty = true;
-                stats.data_clusters += 1;
+                i = j;
             }
             c += n;
         }
@@ -274,14 +329,13 @@ pub fn write_qcow2_from_raw(raw: &Path, out: &File, opts: Qcow2Options) -> Resul
             .flat_map(|r| r.to_be_bytes())
             .collect();
         block.resize(CLUSTER as usize, 0);
-        o.w.write_all(&block)?;
+        o.push(&block)?;
         table.extend(((rb_start + b) * CLUSTER).to_be_bytes());
     }
     table.resize((rt * CLUSTER) as usize, 0);
-    o.w.write_all(&table)?;
-    o.pos += (rb + rt) * CLUSTER;
+    o.push(&table)?;
+    o.flush()?;
     let file_size = o.pos;
-    o.w.flush()?;
     drop(o);
 
     let mut h = vec![0u8; HEADER_LEN as usize + 8];
@@ -300,8 +354,6 @@ pub fn write_qcow2_from_raw(raw: &Path, out: &File, opts: Qcow2Options) -> Resul
     h[100..104].copy_from_slice(&HEADER_LEN.to_be_bytes());
     // header extension end marker: 8 zero bytes (already zero)
     out.write_all_at(&h, 0).context("writing qcow2 header")?;
-    let mut f = out;
-    f.seek(SeekFrom::Start(file_size))?;
     ensure!(out.metadata()?.len() == file_size, "qcow2 size mismatch");
     Ok(Qcow2Stats { file_size, ..stats })
 }
