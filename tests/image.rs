@@ -90,6 +90,12 @@ fn builds_qcow2_and_raw_xz_with_btrfs_root_and_swap() {
             "metadata.json"
         ]
     );
+    for n in ["demo.qcow2", "demo.raw.xz", "metadata.json", "SHA256SUMS"] {
+        let mode = std::os::unix::fs::PermissionsExt::mode(
+            &std::fs::metadata(out.join(n)).unwrap().permissions(),
+        );
+        assert_eq!(mode & 0o777, 0o644, "{n}");
+    }
     let sums = Command::new("sha256sum")
         .args(["-c", "SHA256SUMS"])
         .current_dir(&out)

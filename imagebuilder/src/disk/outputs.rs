@@ -228,6 +228,9 @@ pub fn commit(
     }
     for s in staged {
         let final_path = s.final_path.clone();
+        // Temporary files are created 0600; finished images are ordinary readable files.
+        std::fs::set_permissions(&s.tmp, std::os::unix::fs::PermissionsExt::from_mode(0o644))
+            .with_context(|| format!("setting the mode of {}", final_path.display()))?;
         s.tmp
             .persist(&final_path)
             .map_err(|e| e.error)
@@ -241,6 +244,12 @@ pub fn commit(
     }
     sums.push_str(&format!("{}  metadata.json\n", hex(&Sha256::digest(&meta))));
     crate::fsutil::write_atomic(&outdir.join("SHA256SUMS"), sums.as_bytes())?;
+    for f in ["metadata.json", "SHA256SUMS"] {
+        std::fs::set_permissions(
+            outdir.join(f),
+            std::os::unix::fs::PermissionsExt::from_mode(0o644),
+        )?;
+    }
     Ok(infos)
 }
 

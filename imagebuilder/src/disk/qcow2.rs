@@ -141,6 +141,8 @@ impl Out<'_> {
         let n = (data.len() as u64).div_ceil(CLUSTER) * CLUSTER;
         if data.len() as u64 == n && n >= 4 * CLUSTER {
             self.flush()?;
+            // Allocating the extent first (as qemu-img does) makes the page-cache write cheaper.
+            let _ = rustix::fs::fallocate(self.file, rustix::fs::FallocateFlags::empty(), at, n);
             self.file.write_all_at(data, at).context("writing qcow2")?;
             self.pos += n;
             self.pending_at = self.pos;
@@ -220,7 +222,6 @@ pub fn write_qcow2_from_raw(raw: &Path, out: &File, opts: Qcow2Options) -> Resul
     };
 
     const BATCH: u64 = 128; // clusters per read (8 MiB)
-    let mut buf = vec![0u8; (BATCH * CLUSTER) as usize];
     let mut cbuf = Vec::new();
     // Cluster-aligned extents, merged.
     let mut extents: Vec<(u64, u64)> = Vec::new();
@@ -232,15 +233,38 @@ pub fn write_qcow2_from_raw(raw: &Path, out: &File, opts: Qcow2Options) -> Resul
             _ => extents.push((s, e)),
         }
     }
-    for (first, end) in extents {
-        let mut c = first;
-        while c < end {
-            let n = (end - c).min(BATCH);
-            let bytes = (n * CLUSTER).min(vsize - c * CLUSTER) as usize;
-            input
-                .read_exact_at(&mut buf[..bytes], c * CLUSTER)
-                .with_context(|| format!("reading {}", raw.display()))?;
-            buf[bytes..(n * CLUSTER) as usize].fill(0);
+    // A reader thread fills batches while this thread checks and writes the previous one
+    // (qemu-img overlaps reads and writes the same way); buffers are recycled, at most three.
+    let (tx, rx) = std::sync::mpsc::sync_channel::<Result<(u64, u64, Vec<u8>)>>(1);
+    let (back_tx, back_rx) = std::sync::mpsc::channel::<Vec<u8>>();
+    for _ in 0..3 {
+        back_tx.send(vec![0u8; (BATCH * CLUSTER) as usize]).ok();
+    }
+    std::thread::scope(|scope| -> Result<()> {
+        // Owned by this closure: on an early error it is dropped before the scope joins the
+        // reader, which then stops instead of waiting for a buffer forever.
+        let back_tx = back_tx;
+        let input = &input;
+        scope.spawn(move || {
+            for (first, end) in extents {
+                let mut c = first;
+                while c < end {
+                    let Ok(mut buf) = back_rx.recv() else { return };
+                    let n = (end - c).min(BATCH);
+                    let bytes = (n * CLUSTER).min(vsize - c * CLUSTER) as usize;
+                    let r = input
+                        .read_exact_at(&mut buf[..bytes], c * CLUSTER)
+                        .with_context(|| format!("reading {}", raw.display()));
+                    buf[bytes..(n * CLUSTER) as usize].fill(0);
+                    if tx.send(r.map(|()| (c, n, buf))).is_err() {
+                        return;
+                    }
+                    c += n;
+                }
+            }
+        });
+        for msg in rx {
+            let (c, n, buf) = msg?;
             let mut i = 0;
             while i < n {
                 let guest = c + i;
@@ -288,9 +312,10 @@ pub fn write_qcow2_from_raw(raw: &Path, out: &File, opts: Qcow2Options) -> Resul
                 l2_dirty = true;
                 i = j;
             }
-            c += n;
+            back_tx.send(buf).ok();
         }
-    }
+        Ok(())
+    })?;
     if let Some(prev) = l2_index {
         flush_l2(&mut o, &mut l1, prev, &mut l2, &mut l2_dirty)?;
     }
