@@ -28,7 +28,7 @@ apt-get install -y -qq --no-install-recommends \
   e2fsprogs dosfstools mtools btrfs-progs xfsprogs lvm2 gdisk fdisk \
   grub-pc-bin grub-efi-amd64-bin grub2-common \
   squashfs-tools xorriso cpio zstd xz-utils \
-  debootstrap bubblewrap libxml2-utils python3-venv
+  debootstrap bubblewrap libxml2-utils python3-venv busybox-static systemd openssl
 apt-get install -y -qq --no-install-recommends -t bookworm-backports \
   qemu-system-x86 qemu-system-common qemu-system-data ovmf
 
@@ -39,6 +39,20 @@ apt-get install -y -qq --no-install-recommends zip
 if [ ! -x "$here/.venv/bin/ksvalidator" ]; then
   python3 -m venv "$here/.venv"
   "$here/.venv/bin/pip" install -q pykickstart==3.78
+fi
+
+# The boot-test runner's own tests boot a Debian kernel with a busybox initramfs: fetch the kernel
+# package and keep only its vmlinuz (nothing is installed into the host's /boot).
+kdir="$stamp_dir/boot-test-kernel"
+if ! ls "$kdir"/vmlinuz-* >/dev/null 2>&1; then
+  kpkg=$(apt-cache depends linux-image-amd64 | sed -n 's/.*Depends: \(linux-image-[0-9][^ ]*\).*/\1/p' | head -n1)
+  ktmp=$(mktemp -d)
+  chmod 755 "$ktmp"
+  (cd "$ktmp" && apt-get download -qq "$kpkg")
+  dpkg-deb --fsys-tarfile "$ktmp"/*.deb | tar -x -C "$ktmp" --wildcards './boot/vmlinuz-*'
+  mkdir -p "$kdir"
+  mv "$ktmp"/boot/vmlinuz-* "$kdir/"
+  rm -rf "$ktmp"
 fi
 
 mkdir -p "$stamp_dir"

@@ -38,6 +38,9 @@ pub trait CommandExt {
     fn run_stdout(&mut self) -> Result<Vec<u8>>;
     /// Like [`CommandExt::run_stdout`], as UTF-8 text.
     fn run_text(&mut self) -> Result<String>;
+    /// Starts a long-running program (stdio as configured by the caller), logging the command line
+    /// and naming the Debian package when the program is missing. The caller waits for or kills it.
+    fn spawn_logged(&mut self) -> Result<std::process::Child>;
 }
 
 impl CommandExt for Command {
@@ -81,6 +84,13 @@ impl CommandExt for Command {
             bail!("`{line}` failed ({status}){}", fmt_tail(&text[start..]));
         }
         Ok(stdout)
+    }
+
+    fn spawn_logged(&mut self) -> Result<std::process::Child> {
+        let line = display(self);
+        tracing::debug!("spawn: {line}");
+        self.spawn()
+            .with_context(|| format!("starting `{line}`: {}", missing_hint(self)))
     }
 
     fn run_text(&mut self) -> Result<String> {
@@ -132,6 +142,10 @@ pub fn debian_package_for(program: &str) -> Option<&'static str> {
         "grub-mkimage" => "grub2-common",
         "qemu-img" => "qemu-utils",
         "qemu-system-x86_64" => "qemu-system-x86",
+        "OVMF_CODE_4M.fd" | "OVMF_VARS_4M.fd" | "OVMF_CODE.fd" | "OVMF_VARS.fd" => "ovmf",
+        "busybox" => "busybox-static",
+        "grub-mkrescue" => "grub-common",
+        "prlimit" => "util-linux",
         "mksquashfs" | "unsquashfs" => "squashfs-tools",
         "xorriso" | "xorrisofs" => "xorriso",
         "debootstrap" => "debootstrap",

@@ -3,6 +3,7 @@
 //! All work lives in this library so that tests call it directly; `src/main.rs` and `src/cli/` hold
 //! only clap types and dispatch.
 
+pub mod boot_test;
 pub mod cmd;
 pub mod config;
 pub mod deploy;
@@ -10,6 +11,8 @@ pub mod disk;
 pub mod fsutil;
 pub mod imagefactory;
 pub mod logging;
+pub mod post;
 pub mod render;
+pub mod sysconfig;
 pub mod tdl;
 pub mod tree;

@@ -1,6 +1,8 @@
 //! Command-line interface: one clap type per leaf subcommand, one `match` dispatching to the library.
 //! Exit codes: 0 success, 1 failure (or invalid input), 2 usage error (clap's own).
 
+mod boot_test;
+
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
@@ -23,6 +25,7 @@ pub struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Cmd {
+    BootTest(boot_test::BootTestArgs),
     Treecompose(Box<tree::TreecomposeArgs>),
     Verify(tree::VerifyArgs),
     DemoTree(tree::DemoTreeArgs),
@@ -37,6 +40,7 @@ pub fn main() -> ExitCode {
     let cli = Cli::parse();
     imagebuilder::logging::init(cli.verbose);
     let result: anyhow::Result<ExitCode> = match cli.command {
+        Cmd::BootTest(a) => boot_test::boot_test(a),
         Cmd::Treecompose(a) => tree::treecompose(*a),
         Cmd::Verify(a) => tree::verify(a),
         Cmd::DemoTree(a) => tree::demo_tree(a),

@@ -1,0 +1,656 @@
+//! Boot an image in QEMU (TCG) and watch its serial console.
+//!
+//! [`run`] starts `qemu-system-x86_64 -accel tcg` with the image as a virtio disk opened with
+//! `snapshot=on` (the image file is never written), SeaBIOS or OVMF (a writable copy of
+//! `OVMF_VARS_4M.fd` per run), and the first serial port on a Unix socket that QEMU also logs to a
+//! file. It waits until every caller-given marker has appeared (or, without markers, a login
+//! prompt), optionally logs in and runs shell commands, and returns a [`BootReport`]: the serial log's
+//! path, seconds to each marker, the kernel command line, each command's output. QEMU is killed on
+//! timeout, on error and when the runner is dropped.
+//!
+//! Commands are followed by an echo of a *computed* end marker (`echo "IB-END-$((1000+N)):$?"`), so
+//! the marker cannot be matched in the echo of the typed command line (see native-disk.md §4).
+
+use std::fs;
+use std::io::{ErrorKind, Read, Write};
+use std::os::unix::net::UnixStream;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result, bail};
+use serde::Serialize;
+
+use crate::cmd::{CommandExt, require_program};
+
+/// Where Debian's `ovmf` package puts the 4 MiB OVMF firmware.
+pub const OVMF_CODE: &str = "/usr/share/OVMF/OVMF_CODE_4M.fd";
+/// The variable store template copied per run.
+pub const OVMF_VARS: &str = "/usr/share/OVMF/OVMF_VARS_4M.fd";
+
+/// The text taken as a login prompt when no marker is given.
+pub const LOGIN_PROMPT: &str = "login:";
+
+/// Boot a kernel directly (`-kernel/-initrd/-append`) instead of from the disk's boot loader.
+#[derive(Debug, Clone, Serialize)]
+pub struct DirectBoot {
+    pub kernel: PathBuf,
+    pub initrd: Option<PathBuf>,
+    pub append: String,
+}
+
+/// Log in over the serial console once the login prompt appears, and run commands.
+#[derive(Debug, Clone, Serialize)]
+pub struct Login {
+    pub user: String,
+    /// `None` for an account without a password.
+    pub password: Option<String>,
+    /// Shell commands run one after the other; `cat /proc/cmdline` is always run first.
+    pub commands: Vec<String>,
+}
+
+/// What to boot and what to wait for.
+#[derive(Debug, Clone)]
+pub struct BootSpec {
+    /// The disk image (raw or qcow2, detected from its header). `None` only with `direct`.
+    pub image: Option<PathBuf>,
+    pub uefi: bool,
+    pub direct: Option<DirectBoot>,
+    /// The whole run (boot, markers, login, commands) must finish within this.
+    pub timeout: Duration,
+    /// Texts that must all appear on the console; empty = wait for a login prompt.
+    pub markers: Vec<String>,
+    pub login: Option<Login>,
+    pub memory_mib: u32,
+    pub cpus: u32,
+    /// Directory for `serial.log` (kept) and the run's scratch files (removed); `None` = a new
+    /// directory under the system temp dir, kept so the log can be read afterwards.
+    pub work_dir: Option<PathBuf>,
+    pub ovmf_code: PathBuf,
+    pub ovmf_vars: PathBuf,
+}
+
+impl BootSpec {
+    /// Defaults of `imagebuilder boot-test IMAGE`: BIOS, 2 GiB, 2 CPUs, 600 s, wait for `login:`.
+    pub fn new(image: impl Into<PathBuf>) -> BootSpec {
+        BootSpec {
+            image: Some(image.into()),
+            uefi: false,
+            direct: None,
+            timeout: Duration::from_secs(600),
+            markers: Vec::new(),
+            login: None,
+            memory_mib: 2048,
+            cpus: 2,
+            work_dir: None,
+            ovmf_code: OVMF_CODE.into(),
+            ovmf_vars: OVMF_VARS.into(),
+        }
+    }
+}
+
+/// When a marker was first seen.
+#[derive(Debug, Clone, Serialize)]
+pub struct MarkerHit {
+    pub marker: String,
+    /// Seconds from QEMU's start; `None` = not seen.
+    pub seconds: Option<f64>,
+}
+
+/// One command run after logging in.
+#[derive(Debug, Clone, Serialize)]
+pub struct CommandRun {
+    pub command: String,
+    pub output: String,
+    pub exit_status: Option<i32>,
+    pub seconds: f64,
+}
+
+/// The outcome of a boot test.
+#[derive(Debug, Clone, Serialize)]
+pub struct BootReport {
+    pub success: bool,
+    /// Why it failed (timeout waiting for X, QEMU exited, login refused…).
+    pub failure: Option<String>,
+    pub serial_log: PathBuf,
+    pub elapsed_seconds: f64,
+    pub markers: Vec<MarkerHit>,
+    /// Seconds to the first login prompt, when one was seen.
+    pub login_prompt_seconds: Option<f64>,
+    /// From `/proc/cmdline` when logged in, else the kernel's `Command line:` console line.
+    pub kernel_cmdline: Option<String>,
+    pub commands: Vec<CommandRun>,
+}
+
+impl BootReport {
+    /// Turns an unsuccessful report into an error carrying the reason, the log path and its tail.
+    pub fn ensure_success(&self) -> Result<()> {
+        if self.success {
+            return Ok(());
+        }
+        let tail = fs::read(&self.serial_log)
+            .map(|b| {
+                let s = String::from_utf8_lossy(&b).into_owned();
+                let lines: Vec<&str> = s.lines().collect();
+                lines[lines.len().saturating_sub(30)..].join("\n")
+            })
+            .unwrap_or_default();
+        bail!(
+            "boot test failed: {} (serial log {}); last console lines:\n{tail}",
+            self.failure.as_deref().unwrap_or("unknown"),
+            self.serial_log.display()
+        )
+    }
+
+    /// The output of the first command run equal to `command`.
+    pub fn output_of(&self, command: &str) -> Option<&str> {
+        self.commands
+            .iter()
+            .find(|c| c.command == command)
+            .map(|c| c.output.as_str())
+    }
+}
+
+/// The disk format QEMU should open: `qcow2` for a file with the qcow magic, else `raw`.
+pub fn detect_format(image: &Path) -> Result<&'static str> {
+    let mut f =
+        fs::File::open(image).with_context(|| format!("opening image {}", image.display()))?;
+    let mut magic = [0u8; 6];
+    let n = f
+        .read(&mut magic)
+        .with_context(|| format!("reading {}", image.display()))?;
+    if n >= 4 && magic[..4] == *b"QFI\xfb" {
+        return Ok("qcow2");
+    }
+    if n >= 6 && magic == *b"\xfd7zXZ\0" {
+        bail!(
+            "{} is xz-compressed; decompress it before booting",
+            image.display()
+        );
+    }
+    Ok("raw")
+}
+
+/// A running QEMU, killed when dropped.
+struct Qemu {
+    child: Child,
+}
+
+impl Drop for Qemu {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// The console as seen so far and the protocol on top of it.
+struct Console {
+    stream: UnixStream,
+    buf: Vec<u8>,
+    start: Instant,
+    deadline: Instant,
+}
+
+fn find(hay: &[u8], needle: &[u8], from: usize) -> Option<usize> {
+    if needle.is_empty() || hay.len() < needle.len() || from > hay.len() - needle.len() {
+        return None;
+    }
+    hay[from..]
+        .windows(needle.len())
+        .position(|w| w == needle)
+        .map(|i| i + from)
+}
+
+enum Wait {
+    Found(usize),
+    Timeout,
+    Exited(String),
+}
+
+impl Console {
+    fn secs(&self) -> f64 {
+        self.start.elapsed().as_secs_f64()
+    }
+
+    /// Reads what is available (up to 100 ms). Err = QEMU closed the console.
+    fn pump(&mut self) -> Result<bool> {
+        let mut chunk = [0u8; 8192];
+        match self.stream.read(&mut chunk) {
+            Ok(0) => bail!("the serial console closed (QEMU exited)"),
+            Ok(n) => {
+                self.buf.extend_from_slice(&chunk[..n]);
+                Ok(true)
+            }
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    ErrorKind::WouldBlock | ErrorKind::TimedOut | ErrorKind::Interrupted
+                ) =>
+            {
+                Ok(false)
+            }
+            Err(e) => Err(e).context("reading the serial console"),
+        }
+    }
+
+    /// Waits until `pred` finds something in the buffer (checked after each read).
+    fn wait_for(&mut self, qemu: &mut Qemu, pred: impl FnMut(&[u8]) -> Option<usize>) -> Wait {
+        let deadline = self.deadline;
+        self.wait_for_until(qemu, deadline, pred)
+    }
+
+    /// [`Console::wait_for`] with an earlier deadline.
+    fn wait_for_until(
+        &mut self,
+        qemu: &mut Qemu,
+        deadline: Instant,
+        mut pred: impl FnMut(&[u8]) -> Option<usize>,
+    ) -> Wait {
+        loop {
+            if let Some(i) = pred(&self.buf) {
+                return Wait::Found(i);
+            }
+            if Instant::now() >= deadline {
+                return Wait::Timeout;
+            }
+            if let Err(e) = self.pump() {
+                let status = qemu.child.try_wait().ok().flatten();
+                return Wait::Exited(match status {
+                    Some(s) => format!("QEMU exited ({s})"),
+                    None => format!("{e:#}"),
+                });
+            }
+        }
+    }
+
+    fn send(&mut self, text: &str) -> Result<()> {
+        self.stream
+            .write_all(text.as_bytes())
+            .context("writing to the serial console")?;
+        self.stream.flush().context("writing to the serial console")
+    }
+}
+
+/// QEMU's stderr without its "waiting for connection" notice.
+fn qemu_messages(path: &Path) -> String {
+    fs::read_to_string(path)
+        .unwrap_or_default()
+        .lines()
+        .filter(|l| !l.contains("QEMU waiting for connection"))
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+fn kernel_cmdline_from_log(buf: &[u8]) -> Option<String> {
+    let text = String::from_utf8_lossy(buf);
+    text.lines().find_map(|l| {
+        let i = l.find("Command line: ")?;
+        Some(l[i + "Command line: ".len()..].trim().to_string())
+    })
+}
+
+/// Boots and watches; returns the report (an unsuccessful one on timeout). Errors only for what
+/// prevents starting: missing QEMU or firmware, unreadable image, an unusable work directory.
+pub fn run(spec: &BootSpec) -> Result<BootReport> {
+    require_program("qemu-system-x86_64")?;
+    let work = match &spec.work_dir {
+        Some(d) => {
+            fs::create_dir_all(d).with_context(|| format!("creating {}", d.display()))?;
+            d.clone()
+        }
+        None => tempfile::Builder::new()
+            .prefix("imagebuilder-boot-test-")
+            .tempdir()
+            .context("creating a directory for the boot test")?
+            .keep(),
+    };
+    // Socket and firmware variables live in a scratch directory removed at the end.
+    let scratch = tempfile::Builder::new()
+        .prefix(".boot-")
+        .tempdir_in(&work)
+        .with_context(|| format!("creating a scratch directory in {}", work.display()))?;
+    let serial_log = work.join("serial.log");
+    let _ = fs::remove_file(&serial_log);
+    let sock = scratch.path().join("serial.sock");
+
+    let mut cmd = Command::new("qemu-system-x86_64");
+    cmd.args([
+        "-accel",
+        "tcg",
+        "-display",
+        "none",
+        "-monitor",
+        "none",
+        "-no-reboot",
+        "-nodefaults",
+    ])
+    .args([
+        "-m",
+        &spec.memory_mib.to_string(),
+        "-smp",
+        &spec.cpus.to_string(),
+    ])
+    .arg("-chardev")
+    .arg(format!(
+        "socket,id=s0,path={},server=on,wait=on,logfile={}",
+        sock.display(),
+        serial_log.display()
+    ))
+    .args(["-serial", "chardev:s0"]);
+    if let Some(image) = &spec.image {
+        let format = detect_format(image)?;
+        cmd.arg("-drive").arg(format!(
+            "file={},format={format},if=virtio,snapshot=on",
+            image.display().to_string().replace(',', ",,")
+        ));
+    } else if spec.direct.is_none() {
+        bail!("nothing to boot: give an image or a kernel");
+    }
+    if spec.uefi {
+        for f in [&spec.ovmf_code, &spec.ovmf_vars] {
+            if !f.is_file() {
+                bail!(
+                    "UEFI firmware {} not found; install the Debian package `ovmf`",
+                    f.display()
+                );
+            }
+        }
+        let vars = scratch.path().join("OVMF_VARS.fd");
+        fs::copy(&spec.ovmf_vars, &vars).with_context(|| {
+            format!("copying {} to {}", spec.ovmf_vars.display(), vars.display())
+        })?;
+        cmd.arg("-drive").arg(format!(
+            "if=pflash,format=raw,readonly=on,file={}",
+            spec.ovmf_code.display()
+        ));
+        cmd.arg("-drive")
+            .arg(format!("if=pflash,format=raw,file={}", vars.display()));
+    }
+    if let Some(d) = &spec.direct {
+        cmd.arg("-kernel")
+            .arg(&d.kernel)
+            .arg("-append")
+            .arg(&d.append);
+        if let Some(i) = &d.initrd {
+            cmd.arg("-initrd").arg(i);
+        }
+    }
+    let qemu_stderr = scratch.path().join("qemu.stderr");
+    cmd.stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(fs::File::create(&qemu_stderr).context("creating the QEMU stderr file")?);
+
+    let start = Instant::now();
+    let deadline = start + spec.timeout;
+    let mut qemu = Qemu {
+        child: cmd.spawn_logged()?,
+    };
+    // QEMU waits for us on the socket before it starts the guest.
+    let stream = loop {
+        match UnixStream::connect(&sock) {
+            Ok(s) => break s,
+            Err(_) if Instant::now() < deadline && qemu.child.try_wait()?.is_none() => {
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            Err(e) => {
+                let err = fs::read_to_string(&qemu_stderr).unwrap_or_default();
+                return Err(e).with_context(|| {
+                    format!("QEMU did not open its serial socket: {}", err.trim())
+                });
+            }
+        }
+    };
+    stream
+        .set_read_timeout(Some(Duration::from_millis(100)))
+        .context("configuring the serial socket")?;
+    let mut con = Console {
+        stream,
+        buf: Vec::new(),
+        start,
+        deadline,
+    };
+
+    let mut report = BootReport {
+        success: false,
+        failure: None,
+        serial_log: serial_log.clone(),
+        elapsed_seconds: 0.0,
+        markers: spec
+            .markers
+            .iter()
+            .map(|m| MarkerHit {
+                marker: m.clone(),
+                seconds: None,
+            })
+            .collect(),
+        login_prompt_seconds: None,
+        kernel_cmdline: None,
+        commands: Vec::new(),
+    };
+    let outcome = watch(spec, &mut qemu, &mut con, &mut report);
+    report.elapsed_seconds = con.secs();
+    if report.kernel_cmdline.is_none() {
+        report.kernel_cmdline = kernel_cmdline_from_log(&con.buf);
+    }
+    drop(qemu);
+    // QEMU logs a chunk after sending it to the socket, so a QEMU killed right after the last
+    // marker may miss the end in its log file: the log is rewritten with everything read (the
+    // console was connected before the guest started).
+    fs::write(&serial_log, &con.buf)
+        .with_context(|| format!("writing {}", serial_log.display()))?;
+    if let Err(e) = outcome {
+        let mut msg = format!("{e:#}");
+        let err = qemu_messages(&qemu_stderr);
+        if !err.is_empty() {
+            msg.push_str(&format!("; QEMU said: {err}"));
+        }
+        report.failure = Some(msg);
+    } else {
+        report.success = true;
+    }
+    Ok(report)
+}
+
+/// Waits for the markers and the login prompt, then logs in and runs the commands.
+fn watch(
+    spec: &BootSpec,
+    qemu: &mut Qemu,
+    con: &mut Console,
+    report: &mut BootReport,
+) -> Result<()> {
+    let want_prompt = spec.markers.is_empty() || spec.login.is_some();
+    loop {
+        let secs = con.secs();
+        for hit in report.markers.iter_mut().filter(|h| h.seconds.is_none()) {
+            if find(&con.buf, hit.marker.as_bytes(), 0).is_some() {
+                tracing::info!("boot test: `{}` after {secs:.1} s", hit.marker);
+                hit.seconds = Some(secs);
+            }
+        }
+        if report.login_prompt_seconds.is_none()
+            && find(&con.buf, LOGIN_PROMPT.as_bytes(), 0).is_some()
+        {
+            tracing::info!("boot test: login prompt after {secs:.1} s");
+            report.login_prompt_seconds = Some(secs);
+        }
+        let markers_done = report.markers.iter().all(|h| h.seconds.is_some());
+        if markers_done && (!want_prompt || report.login_prompt_seconds.is_some()) {
+            break;
+        }
+        let missing: Vec<&str> = report
+            .markers
+            .iter()
+            .filter(|h| h.seconds.is_none())
+            .map(|h| h.marker.as_str())
+            .chain((want_prompt && report.login_prompt_seconds.is_none()).then_some(LOGIN_PROMPT))
+            .collect();
+        let len = con.buf.len();
+        match con.wait_for(qemu, |b| (b.len() > len).then_some(0)) {
+            Wait::Found(_) => {}
+            Wait::Timeout => bail!(
+                "timed out after {} s waiting for {}",
+                spec.timeout.as_secs(),
+                missing
+                    .iter()
+                    .map(|m| format!("`{m}`"))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
+            Wait::Exited(why) => bail!("{why} before {} appeared", missing.join(", ")),
+        }
+    }
+    let Some(login) = &spec.login else {
+        return Ok(());
+    };
+    log_in(login, qemu, con)?;
+    let mut commands = vec!["cat /proc/cmdline".to_string()];
+    commands.extend(login.commands.iter().cloned());
+    for (i, c) in commands.iter().enumerate() {
+        let run = run_command(c, 1000 + i, qemu, con)?;
+        if i == 0 {
+            report.kernel_cmdline = Some(run.output.trim().to_string());
+        }
+        report.commands.push(run);
+    }
+    Ok(())
+}
+
+fn wait_text(
+    con: &mut Console,
+    qemu: &mut Qemu,
+    text: &str,
+    from: usize,
+    what: &str,
+) -> Result<usize> {
+    match con.wait_for(qemu, |b| find(b, text.as_bytes(), from)) {
+        Wait::Found(i) => Ok(i),
+        Wait::Timeout => bail!("timed out waiting for {what} (`{text}`)"),
+        Wait::Exited(why) => bail!("{why} while waiting for {what}"),
+    }
+}
+
+fn log_in(login: &Login, qemu: &mut Qemu, con: &mut Console) -> Result<()> {
+    // Type the user name at the prompt. A getty that was still (re)starting may have flushed it:
+    // without a password prompt after 30 s, type it again at a fresh prompt.
+    if let Some(pw) = &login.password {
+        loop {
+            let from = con.buf.len();
+            con.send(&format!("{}\n", login.user))?;
+            let until = (Instant::now() + Duration::from_secs(30)).min(con.deadline);
+            match con.wait_for_until(qemu, until, |b| find(b, b"assword:", from)) {
+                Wait::Found(_) => break,
+                Wait::Timeout if Instant::now() < con.deadline => continue,
+                Wait::Timeout => bail!("timed out waiting for the password prompt"),
+                Wait::Exited(why) => bail!("{why} while waiting for the password prompt"),
+            }
+        }
+        con.send(&format!("{pw}\n"))?;
+    } else {
+        con.send(&format!("{}\n", login.user))?;
+    }
+    // A computed marker proves the shell runs (its echo shows the unexpanded expression).
+    let from = con.buf.len();
+    let ready = "IB-READY-42";
+    let mut last_try = Instant::now() - Duration::from_secs(10);
+    loop {
+        if find(&con.buf, b"Login incorrect", from).is_some() {
+            bail!("login as `{}` refused: Login incorrect", login.user);
+        }
+        // The whole line, so that the next command's output starts after it.
+        if let Some(i) = find(&con.buf, ready.as_bytes(), from) {
+            if find(&con.buf, b"\n", i).is_some() {
+                return Ok(());
+            }
+        }
+        if last_try.elapsed() >= Duration::from_secs(3) {
+            con.send("echo IB-READY-$((6*7))\n")?;
+            last_try = Instant::now();
+        }
+        let len = con.buf.len();
+        match con.wait_for(qemu, |b| (b.len() > len).then_some(0)) {
+            Wait::Found(_) => {}
+            Wait::Timeout => bail!(
+                "timed out waiting for a shell after logging in as `{}`",
+                login.user
+            ),
+            Wait::Exited(why) => bail!("{why} while logging in"),
+        }
+    }
+}
+
+fn run_command(command: &str, n: usize, qemu: &mut Qemu, con: &mut Console) -> Result<CommandRun> {
+    let t0 = con.secs();
+    let from = con.buf.len();
+    con.send(&format!("{command}; echo \"IB-END-$(({n}+0)):$?\"\n"))?;
+    let marker = format!("IB-END-{n}:");
+    let what = format!("the end of `{command}`");
+    let at = wait_text(con, qemu, &marker, from, &what)?;
+    // The exit status follows the marker up to the end of its line.
+    let eol = wait_text(con, qemu, "\n", at, &what)?;
+    let status = String::from_utf8_lossy(&con.buf[at + marker.len()..eol])
+        .trim()
+        .parse()
+        .ok();
+    // Output = after the echo of the typed line (found by its unexpanded end marker), up to the
+    // marker; without an echo (a terminal that does not echo), from the first new line.
+    let typed_end = format!("IB-END-$(({n}+0)):$?\"");
+    // The last echo: a line typed while the shell is busy is echoed by the tty and again by the
+    // shell's line editor.
+    let start = con.buf[from..at]
+        .windows(typed_end.len())
+        .rposition(|w| w == typed_end.as_bytes())
+        .map_or(from, |i| from + i + typed_end.len());
+    let start = con.buf[start..at]
+        .iter()
+        .position(|&b| b == b'\n')
+        .map_or(at, |i| start + i + 1);
+    let output = String::from_utf8_lossy(&con.buf[start..at]).replace('\r', "");
+    Ok(CommandRun {
+        command: command.to_string(),
+        output,
+        exit_status: status,
+        seconds: con.secs() - t0,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn format_detection() {
+        let d = tempfile::tempdir().unwrap();
+        let q = d.path().join("a");
+        fs::write(&q, b"QFI\xfb\0\0\0\x03rest").unwrap();
+        assert_eq!(detect_format(&q).unwrap(), "qcow2");
+        fs::write(&q, vec![0u8; 1024]).unwrap();
+        assert_eq!(detect_format(&q).unwrap(), "raw");
+        fs::write(&q, b"\xfd7zXZ\0....").unwrap();
+        assert!(detect_format(&q).unwrap_err().to_string().contains("xz"));
+        assert!(detect_format(&d.path().join("missing")).is_err());
+    }
+
+    #[test]
+    fn cmdline_from_console() {
+        let log = b"[    0.000000] Linux version 6.1\r\n[    0.000000] Command line: BOOT_IMAGE=/x ostree=/ostree/boot.1/a/b/0 rw\r\n";
+        assert_eq!(
+            kernel_cmdline_from_log(log).as_deref(),
+            Some("BOOT_IMAGE=/x ostree=/ostree/boot.1/a/b/0 rw")
+        );
+        assert_eq!(find(b"abcabc", b"bc", 2), Some(4));
+        assert_eq!(find(b"ab", b"abc", 0), None);
+    }
+
+    #[test]
+    fn missing_firmware_is_named() {
+        let d = tempfile::tempdir().unwrap();
+        let img = d.path().join("disk.raw");
+        fs::write(&img, vec![0u8; 512]).unwrap();
+        let mut spec = BootSpec::new(&img);
+        spec.uefi = true;
+        spec.ovmf_code = d.path().join("OVMF_CODE_4M.fd");
+        spec.work_dir = Some(d.path().join("w"));
+        let e = run(&spec).unwrap_err().to_string();
+        assert!(e.contains("OVMF_CODE_4M.fd") && e.contains("ovmf"), "{e}");
+    }
+}

@@ -1,0 +1,97 @@
+//! `imagebuilder boot-test`: clap type and dispatch to [`imagebuilder::boot_test`].
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use anyhow::Result;
+use clap::Args;
+use imagebuilder::boot_test::{BootSpec, Login, run};
+
+/// Boot an image in QEMU (TCG) and wait for a login prompt or the given markers on the serial console
+#[derive(Debug, Args)]
+pub struct BootTestArgs {
+    /// Disk image to boot (raw or qcow2; opened with snapshot=on, never modified)
+    image: PathBuf,
+    /// Boot with UEFI firmware (OVMF) instead of BIOS (SeaBIOS)
+    #[arg(long)]
+    uefi: bool,
+    /// Give up (and kill QEMU) after this many seconds
+    #[arg(long, default_value_t = 600)]
+    timeout: u64,
+    /// Text that must appear on the console (repeatable); default: a login prompt
+    #[arg(long = "marker", value_name = "TEXT")]
+    markers: Vec<String>,
+    /// Log in as root with this password after the prompt and print the kernel command line
+    #[arg(long, value_name = "PASSWORD")]
+    root_password: Option<String>,
+    /// Command to run after logging in (repeatable; needs --root-password)
+    #[arg(long = "run", value_name = "COMMAND", requires = "root_password")]
+    commands: Vec<String>,
+    /// Directory for serial.log (default: a new directory under the temp dir)
+    #[arg(long, value_name = "DIR")]
+    log_dir: Option<PathBuf>,
+    /// Guest memory in MiB
+    #[arg(long, default_value_t = 2048)]
+    memory: u32,
+    /// Print the report as JSON on stdout
+    #[arg(long)]
+    json: bool,
+}
+
+pub fn boot_test(a: BootTestArgs) -> Result<ExitCode> {
+    let mut spec = BootSpec::new(a.image);
+    spec.uefi = a.uefi;
+    spec.timeout = Duration::from_secs(a.timeout);
+    spec.markers = a.markers;
+    spec.memory_mib = a.memory;
+    spec.work_dir = a.log_dir;
+    spec.login = a.root_password.map(|pw| Login {
+        user: "root".into(),
+        password: Some(pw),
+        commands: a.commands,
+    });
+    let report = run(&spec)?;
+    if a.json {
+        println!("{}", serde_json::to_string_pretty(&report)?);
+    } else {
+        println!("serial log: {}", report.serial_log.display());
+        for m in &report.markers {
+            match m.seconds {
+                Some(s) => println!("marker {:?}: {s:.1} s", m.marker),
+                None => println!("marker {:?}: not seen", m.marker),
+            }
+        }
+        if let Some(s) = report.login_prompt_seconds {
+            println!("login prompt: {s:.1} s");
+        }
+        if let Some(c) = &report.kernel_cmdline {
+            println!("kernel command line: {c}");
+        }
+        for c in report.commands.iter().skip(1) {
+            println!(
+                "$ {}  (exit {:?})\n{}",
+                c.command,
+                c.exit_status,
+                c.output.trim_end()
+            );
+        }
+        println!(
+            "{} after {:.1} s",
+            if report.success { "booted" } else { "FAILED" },
+            report.elapsed_seconds
+        );
+    }
+    if !report.success {
+        eprintln!(
+            "error: {}",
+            report
+                .ensure_success()
+                .err()
+                .map(|e| format!("{e:#}"))
+                .unwrap_or_default()
+        );
+        return Ok(ExitCode::from(1));
+    }
+    Ok(ExitCode::SUCCESS)
+}
