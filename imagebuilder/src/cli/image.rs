@@ -5,6 +5,7 @@ use std::process::ExitCode;
 
 use anyhow::{Context, Result, bail};
 use clap::Args;
+use imagebuilder::disk::hooks::{KickstartConfig, KickstartPost};
 use imagebuilder::disk::outputs::OutputFormat;
 use imagebuilder::disk::pipeline::{ImageJob, build_image};
 
@@ -96,10 +97,13 @@ fn source_date_epoch() -> Result<Option<i64>> {
 }
 
 pub fn run(a: ImageArgs) -> Result<ExitCode> {
-    let text = std::fs::read_to_string(&a.kickstart)
-        .with_context(|| format!("reading kickstart {}", a.kickstart.display()))?;
     let source_name = a.kickstart.display().to_string();
-    let (disk, ostreesetup) = imagebuilder::disk::ksread::read(&source_name, &text)?;
+    if !a.kickstart.is_file() {
+        bail!("kickstart {source_name} not found");
+    }
+    let ks = kickstart::parse_file(&source_name, kickstart::Version::devel())
+        .map_err(|d| anyhow::anyhow!("{d}"))?;
+    let (disk, ostreesetup) = imagebuilder::disk::from_kickstart::from_kickstart(&ks, &source_name);
     let name = match a.name {
         Some(n) => n,
         None => a
@@ -132,7 +136,9 @@ pub fn run(a: ImageArgs) -> Result<ExitCode> {
         kickstart_sha256: Some(imagebuilder::disk::outputs::sha256_file(&a.kickstart)?),
         source_date_epoch: source_date_epoch()?,
     };
-    let result = build_image(&job, &[])?;
+    let config = KickstartConfig { ks: &ks };
+    let post = KickstartPost { ks: &ks };
+    let result = build_image(&job, &[&config, &post])?;
     if a.json {
         println!("{}", serde_json::to_string_pretty(&result)?);
     } else {

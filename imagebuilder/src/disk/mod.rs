@@ -8,10 +8,11 @@
 //! ([`gpt`]) and GRUB for BIOS and UEFI ([`grub`]) follow; then the outputs ([`outputs`], [`qcow2`]).
 
 pub mod fat;
+pub mod from_kickstart;
 pub mod fs;
 pub mod gpt;
 pub mod grub;
-pub mod ksread;
+pub mod hooks;
 pub mod outputs;
 pub mod pipeline;
 pub mod plan;
