@@ -7,6 +7,7 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
+mod demo;
 mod image;
 mod imagefactory;
 mod render;
@@ -34,6 +35,7 @@ enum Cmd {
     Imagefactory(imagefactory::ImagefactoryArgs),
     /// Build raw/qcow2 disk images from a kickstart and an OSTree commit
     Image(image::ImageArgs),
+    Demo(demo::DemoArgs),
 }
 
 pub fn main() -> ExitCode {
@@ -48,6 +50,7 @@ pub fn main() -> ExitCode {
         Cmd::Tdl(a) => tdl::run(a),
         Cmd::Imagefactory(a) => imagefactory::run(a),
         Cmd::Image(a) => image::run(a),
+        Cmd::Demo(a) => demo::run(a),
     };
     match result {
         Ok(code) => code,

@@ -7,6 +7,7 @@
 //! filesystems are written straight into the image file at their offsets ([`fs`], [`fat`]); the GPT
 //! ([`gpt`]) and GRUB for BIOS and UEFI ([`grub`]) follow; then the outputs ([`outputs`], [`qcow2`]).
 
+pub mod demo;
 pub mod fat;
 pub mod from_kickstart;
 pub mod fs;
