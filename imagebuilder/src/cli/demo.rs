@@ -30,8 +30,11 @@ pub fn run(a: DemoArgs) -> Result<ExitCode> {
     println!("commit: {} ({})", r.build.commit, r.build.reference);
     match &r.booted {
         Some(b) => println!(
-            "booted (BIOS, QEMU TCG): login prompt after {:.0} s; serial log {}",
-            b.login_prompt_seconds.unwrap_or_default(),
+            "booted (BIOS, QEMU TCG): {} on the console after {:.0} s; serial log {}",
+            imagebuilder::disk::demo::DEMO_MARKER,
+            b.marker_seconds
+                .or(b.login_prompt_seconds)
+                .unwrap_or_default(),
             b.serial_log.display()
         ),
         None => println!("not booted (--no-boot)"),

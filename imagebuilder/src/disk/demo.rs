@@ -28,6 +28,8 @@ mod imagebuilder_boot {
     #[derive(Debug, Clone, serde::Serialize)]
     pub struct Report {
         pub login_prompt_seconds: Option<f64>,
+        /// When the `%post` marker appeared on the console.
+        pub marker_seconds: Option<f64>,
         pub kernel_cmdline: Option<String>,
         pub serial_log: std::path::PathBuf,
     }
@@ -67,6 +69,7 @@ pub fn run_demo(outdir: &Path, boot: bool) -> Result<DemoResult> {
         report.ensure_success().context("booting the demo image")?;
         Some(imagebuilder_boot::Report {
             login_prompt_seconds: report.login_prompt_seconds,
+            marker_seconds: report.markers.iter().find_map(|m| m.seconds),
             kernel_cmdline: report.kernel_cmdline,
             serial_log: report.serial_log,
         })
