@@ -68,6 +68,28 @@ pub fn data_extents(f: &File, len: u64) -> Result<Vec<(u64, u64)>> {
     Ok(out)
 }
 
+/// A page-aligned byte buffer (reads and writes through the page cache copy faster from
+/// aligned memory).
+struct PageBuf {
+    v: Vec<u8>,
+    off: usize,
+    len: usize,
+}
+
+impl PageBuf {
+    fn new(len: usize) -> PageBuf {
+        let v = vec![0u8; len + 4096];
+        let off = (4096 - v.as_ptr() as usize % 4096) % 4096;
+        PageBuf { v, off, len }
+    }
+    fn get(&self) -> &[u8] {
+        &self.v[self.off..self.off + self.len]
+    }
+    fn get_mut(&mut self) -> &mut [u8] {
+        &mut self.v[self.off..self.off + self.len]
+    }
+}
+
 /// All-zero test with an early exit every 512 bytes (data clusters usually fail at once).
 fn is_zero(buf: &[u8]) -> bool {
     buf.chunks(512).all(|block| {
@@ -235,10 +257,10 @@ pub fn write_qcow2_from_raw(raw: &Path, out: &File, opts: Qcow2Options) -> Resul
     }
     // A reader thread fills batches while this thread checks and writes the previous one
     // (qemu-img overlaps reads and writes the same way); buffers are recycled, at most three.
-    let (tx, rx) = std::sync::mpsc::sync_channel::<Result<(u64, u64, Vec<u8>)>>(1);
-    let (back_tx, back_rx) = std::sync::mpsc::channel::<Vec<u8>>();
+    let (tx, rx) = std::sync::mpsc::sync_channel::<Result<(u64, u64, PageBuf)>>(1);
+    let (back_tx, back_rx) = std::sync::mpsc::channel::<PageBuf>();
     for _ in 0..3 {
-        back_tx.send(vec![0u8; (BATCH * CLUSTER) as usize]).ok();
+        back_tx.send(PageBuf::new((BATCH * CLUSTER) as usize)).ok();
     }
     std::thread::scope(|scope| -> Result<()> {
         // Owned by this closure: on an early error it is dropped before the scope joins the
@@ -249,14 +271,17 @@ pub fn write_qcow2_from_raw(raw: &Path, out: &File, opts: Qcow2Options) -> Resul
             for (first, end) in extents {
                 let mut c = first;
                 while c < end {
-                    let Ok(mut buf) = back_rx.recv() else { return };
+                    let Ok(mut page_buf) = back_rx.recv() else {
+                        return;
+                    };
+                    let buf = page_buf.get_mut();
                     let n = (end - c).min(BATCH);
                     let bytes = (n * CLUSTER).min(vsize - c * CLUSTER) as usize;
                     let r = input
                         .read_exact_at(&mut buf[..bytes], c * CLUSTER)
                         .with_context(|| format!("reading {}", raw.display()));
                     buf[bytes..(n * CLUSTER) as usize].fill(0);
-                    if tx.send(r.map(|()| (c, n, buf))).is_err() {
+                    if tx.send(r.map(|()| (c, n, page_buf))).is_err() {
                         return;
                     }
                     c += n;
@@ -264,7 +289,8 @@ pub fn write_qcow2_from_raw(raw: &Path, out: &File, opts: Qcow2Options) -> Resul
             }
         });
         for msg in rx {
-            let (c, n, buf) = msg?;
+            let (c, n, page_buf) = msg?;
+            let buf = page_buf.get();
             let mut i = 0;
             while i < n {
                 let guest = c + i;
@@ -312,7 +338,7 @@ pub fn write_qcow2_from_raw(raw: &Path, out: &File, opts: Qcow2Options) -> Resul
                 l2_dirty = true;
                 i = j;
             }
-            back_tx.send(buf).ok();
+            back_tx.send(page_buf).ok();
         }
         Ok(())
     })?;
