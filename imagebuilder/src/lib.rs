@@ -6,6 +6,8 @@
 pub mod boot_test;
 pub mod cmd;
 pub mod config;
+pub mod deploy;
+pub mod disk;
 pub mod fsutil;
 pub mod imagefactory;
 pub mod logging;

@@ -7,6 +7,8 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
+mod demo;
+mod image;
 mod imagefactory;
 mod render;
 mod tdl;
@@ -31,6 +33,9 @@ enum Cmd {
     Render(render::RenderArgs),
     Tdl(tdl::TdlArgs),
     Imagefactory(imagefactory::ImagefactoryArgs),
+    /// Build raw/qcow2 disk images from a kickstart and an OSTree commit
+    Image(image::ImageArgs),
+    Demo(demo::DemoArgs),
 }
 
 pub fn main() -> ExitCode {
@@ -44,6 +49,8 @@ pub fn main() -> ExitCode {
         Cmd::Render(a) => render::run(a),
         Cmd::Tdl(a) => tdl::run(a),
         Cmd::Imagefactory(a) => imagefactory::run(a),
+        Cmd::Image(a) => image::run(a),
+        Cmd::Demo(a) => demo::run(a),
     };
     match result {
         Ok(code) => code,

@@ -1,0 +1,170 @@
+//! `imagebuilder image`: kickstart + OSTree commit → raw / qcow2 / raw.xz disk images.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::{Context, Result, bail};
+use clap::Args;
+use imagebuilder::disk::hooks::{KickstartConfig, KickstartPost};
+use imagebuilder::disk::outputs::OutputFormat;
+use imagebuilder::disk::pipeline::{ImageJob, build_image};
+
+/// Options of `imagebuilder image` (rpm-ostree-toolbox `imagefactory` names where they exist).
+#[derive(Debug, Args)]
+pub struct ImageArgs {
+    /// Kickstart file describing the disk, bootloader and `ostreesetup`
+    #[arg(long, value_name = "KS")]
+    kickstart: PathBuf,
+    /// Pull the commit from this local OSTree repository instead of the kickstart's URL
+    #[arg(long, value_name = "REPO")]
+    ostreerepo: Option<PathBuf>,
+    /// Keep the kickstart's `ostreesetup --url` as the image's remote even with --ostreerepo
+    #[arg(long)]
+    preserve_ks_url: bool,
+    /// Ref to deploy (overrides `ostreesetup --ref`)
+    #[arg(long = "ref", value_name = "REF")]
+    reference: Option<String>,
+    /// Output format; repeat for several: raw, qcow2 (alias kvm), raw.xz
+    #[arg(short = 'i', long = "image-type", value_name = "FORMAT", required = true, value_parser = parse_format)]
+    formats: Vec<OutputFormat>,
+    /// Output directory
+    #[arg(short = 'o', long = "outputdir", value_name = "OUTDIR")]
+    outdir: PathBuf,
+    /// Replace existing outputs in OUTDIR
+    #[arg(long)]
+    overwrite: bool,
+    /// Total disk size (e.g. 8G, 6144M; a bare number is GiB); grows the last --grow partition
+    #[arg(long, value_name = "SIZE", value_parser = parse_size)]
+    size: Option<u64>,
+    /// Base name of the output files (default: the kickstart's file name without extension)
+    #[arg(long)]
+    name: Option<String>,
+    /// Do not verify the commit's GPG signature (like `ostreesetup --nogpg`)
+    #[arg(long)]
+    nogpg: bool,
+    /// Trust this GPG public key for the remote (repeatable)
+    #[arg(long = "gpg-key", value_name = "FILE")]
+    gpg_keys: Vec<PathBuf>,
+    /// Compress the qcow2 output (deflate clusters, like `qemu-img convert -c`)
+    #[arg(long)]
+    compress: bool,
+    /// Print the build result as JSON on stdout
+    #[arg(long)]
+    json: bool,
+}
+
+fn parse_format(s: &str) -> Result<OutputFormat, String> {
+    match s {
+        "kvm" => Ok(OutputFormat::Qcow2),
+        _ => OutputFormat::parse(s)
+            .ok_or_else(|| format!("unknown image type `{s}` (raw, qcow2, raw.xz)")),
+    }
+}
+
+/// Parses `8G`, `512M`, `1T`, `8` (GiB) into bytes.
+pub fn parse_size(s: &str) -> Result<u64, String> {
+    let s = s.trim();
+    let (num, mult) = match s.char_indices().find(|(_, c)| !c.is_ascii_digit()) {
+        None => (s, 1u64 << 30),
+        Some((i, _)) => {
+            let unit = s[i..]
+                .trim_end_matches(['i', 'B', 'b'])
+                .to_ascii_uppercase();
+            let m = match unit.as_str() {
+                "K" => 1u64 << 10,
+                "M" => 1 << 20,
+                "G" => 1 << 30,
+                "T" => 1 << 40,
+                _ => return Err(format!("unknown size unit in `{s}` (use K, M, G or T)")),
+            };
+            (&s[..i], m)
+        }
+    };
+    let n: u64 = num.parse().map_err(|_| format!("`{s}` is not a size"))?;
+    n.checked_mul(mult)
+        .ok_or_else(|| format!("`{s}` is too large"))
+}
+
+fn source_date_epoch() -> Result<Option<i64>> {
+    match std::env::var("SOURCE_DATE_EPOCH") {
+        Ok(v) if !v.is_empty() => {
+            Ok(Some(v.trim().parse().with_context(|| {
+                format!("SOURCE_DATE_EPOCH={v} is not a number")
+            })?))
+        }
+        _ => Ok(None),
+    }
+}
+
+pub fn run(a: ImageArgs) -> Result<ExitCode> {
+    let source_name = a.kickstart.display().to_string();
+    if !a.kickstart.is_file() {
+        bail!("kickstart {source_name} not found");
+    }
+    let ks = kickstart::parse_file(&source_name, kickstart::Version::devel())
+        .map_err(|d| anyhow::anyhow!("{d}"))?;
+    let (disk, ostreesetup) = imagebuilder::disk::from_kickstart::from_kickstart(&ks, &source_name);
+    let name = match a.name {
+        Some(n) => n,
+        None => a
+            .kickstart
+            .file_stem()
+            .map(|s| s.to_string_lossy().into_owned())
+            .filter(|s| !s.is_empty())
+            .context("cannot derive an output name from the kickstart path; pass --name")?,
+    };
+    if let Some(repo) = &a.ostreerepo
+        && !repo.is_dir()
+    {
+        bail!("--ostreerepo {}: no such directory", repo.display());
+    }
+    let job = ImageJob {
+        disk,
+        ostreesetup,
+        ostree_repo: a.ostreerepo,
+        preserve_ks_url: a.preserve_ks_url,
+        reference: a.reference,
+        nogpg: a.nogpg,
+        gpg_keys: a.gpg_keys,
+        formats: a.formats,
+        qcow2_compress: a.compress,
+        outdir: a.outdir.clone(),
+        name,
+        overwrite: a.overwrite,
+        size: a.size,
+        kickstart_path: Some(a.kickstart.clone()),
+        kickstart_sha256: Some(imagebuilder::disk::outputs::sha256_file(&a.kickstart)?),
+        source_date_epoch: source_date_epoch()?,
+    };
+    let config = KickstartConfig { ks: &ks };
+    let post = KickstartPost { ks: &ks };
+    let result = build_image(&job, &[&config, &post])?;
+    if a.json {
+        println!("{}", serde_json::to_string_pretty(&result)?);
+    } else {
+        for o in &result.outputs {
+            println!("{}", a.outdir.join(&o.file).display());
+        }
+        println!(
+            "commit {} ({}), log {}",
+            result.commit,
+            result.reference,
+            result.log.display()
+        );
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sizes() {
+        assert_eq!(parse_size("8"), Ok(8 << 30));
+        assert_eq!(parse_size("512M"), Ok(512 << 20));
+        assert_eq!(parse_size("2GiB"), Ok(2 << 30));
+        assert!(parse_size("3X").is_err());
+        assert!(parse_size("G").is_err());
+    }
+}

@@ -1,0 +1,21 @@
+//! Native disk images (issue 5): an OSTree commit plus a kickstart layout become raw and qcow2 disk
+//! images without a VM, a loop device or a mount.
+//!
+//! The pipeline ([`pipeline`]) reads top to bottom over plain data: the layout request
+//! ([`request`]) is validated into a [`plan::Layout`]; the commit is deployed into a staging sysroot
+//! ([`crate::deploy`]); the staged tree is measured and the layout sized into a [`plan::DiskPlan`];
+//! filesystems are written straight into the image file at their offsets ([`fs`], [`fat`]); the GPT
+//! ([`gpt`]) and GRUB for BIOS and UEFI ([`grub`]) follow; then the outputs ([`outputs`], [`qcow2`]).
+
+pub mod demo;
+pub mod fat;
+pub mod from_kickstart;
+pub mod fs;
+pub mod gpt;
+pub mod grub;
+pub mod hooks;
+pub mod outputs;
+pub mod pipeline;
+pub mod plan;
+pub mod qcow2;
+pub mod request;

@@ -1,0 +1,306 @@
+//! Output files of an image build: every file is written under a temporary name in OUTDIR
+//! (`.imagebuilder-tmp-*`) and renamed into place only when the whole build has succeeded, images
+//! first, then `metadata.json`, then `SHA256SUMS` last. A failed or interrupted build leaves
+//! nothing that looks finished (temporary files are removed on error; after a kill they keep their
+//! telltale name).
+
+use std::fs::File;
+use std::io::{Read, Write};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::Instant;
+
+use anyhow::{Context, Result, bail};
+use serde::Serialize;
+use sha2::{Digest, Sha256};
+use tempfile::TempPath;
+
+use crate::cmd::CommandExt;
+
+/// An output format.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+pub enum OutputFormat {
+    /// Sparse raw disk image (`NAME.raw`).
+    #[serde(rename = "raw")]
+    Raw,
+    /// xz-compressed raw image (`NAME.raw.xz`).
+    #[serde(rename = "raw.xz")]
+    RawXz,
+    /// qcow2 v3 (`NAME.qcow2`).
+    #[serde(rename = "qcow2")]
+    Qcow2,
+}
+
+impl OutputFormat {
+    pub fn parse(s: &str) -> Option<Self> {
+        Some(match s {
+            "raw" => Self::Raw,
+            "raw.xz" | "raw-xz" => Self::RawXz,
+            "qcow2" => Self::Qcow2,
+            _ => return None,
+        })
+    }
+
+    pub fn extension(self) -> &'static str {
+        match self {
+            Self::Raw => "raw",
+            Self::RawXz => "raw.xz",
+            Self::Qcow2 => "qcow2",
+        }
+    }
+}
+
+/// The build log (`OUTDIR/logs/build.log`): one line per step, with elapsed time; mirrored to
+/// the tracing logger.
+#[derive(Debug)]
+pub struct BuildLog {
+    file: File,
+    start: Instant,
+    pub path: PathBuf,
+}
+
+impl BuildLog {
+    pub fn create(outdir: &Path, name: &str) -> Result<BuildLog> {
+        let dir = outdir.join("logs");
+        std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
+        let path = dir.join(format!("{name}.log"));
+        let file = File::create(&path).with_context(|| format!("creating {}", path.display()))?;
+        Ok(BuildLog {
+            file,
+            start: Instant::now(),
+            path,
+        })
+    }
+
+    pub fn step(&mut self, msg: impl AsRef<str>) {
+        let msg = msg.as_ref();
+        tracing::info!("{msg}");
+        let _ = writeln!(
+            self.file,
+            "[{:8.2}s] {msg}",
+            self.start.elapsed().as_secs_f64()
+        );
+    }
+
+    /// Writes to the log file only (the caller reports the message itself).
+    pub fn record(&mut self, msg: impl AsRef<str>) {
+        let _ = writeln!(
+            self.file,
+            "[{:8.2}s] {}",
+            self.start.elapsed().as_secs_f64(),
+            msg.as_ref()
+        );
+    }
+
+    pub fn warn(&mut self, msg: impl AsRef<str>) {
+        let msg = msg.as_ref();
+        tracing::warn!("{msg}");
+        let _ = writeln!(
+            self.file,
+            "[{:8.2}s] WARNING: {msg}",
+            self.start.elapsed().as_secs_f64()
+        );
+    }
+
+    pub fn elapsed(&self) -> f64 {
+        self.start.elapsed().as_secs_f64()
+    }
+}
+
+/// A finished output, before renaming.
+#[derive(Debug)]
+pub struct Staged {
+    pub format: Option<OutputFormat>,
+    pub final_path: PathBuf,
+    pub tmp: TempPath,
+}
+
+/// One entry of the metadata's output list.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct OutputInfo {
+    pub file: String,
+    pub format: Option<OutputFormat>,
+    pub size: u64,
+    pub sha256: String,
+}
+
+/// Creates a temporary file next to its final place.
+pub fn temp_in(outdir: &Path, suffix: &str) -> Result<(File, TempPath)> {
+    let t = tempfile::Builder::new()
+        .prefix(".imagebuilder-tmp-")
+        .suffix(suffix)
+        .tempfile_in(outdir)
+        .with_context(|| format!("creating a temporary file in {}", outdir.display()))?;
+    let (f, p) = t.into_parts();
+    Ok((f, p))
+}
+
+/// Checks that OUTDIR can take the outputs: existing files need `--overwrite`.
+pub fn check_targets(outdir: &Path, names: &[String], overwrite: bool) -> Result<()> {
+    std::fs::create_dir_all(outdir)
+        .with_context(|| format!("creating output directory {}", outdir.display()))?;
+    for n in names {
+        let p = outdir.join(n);
+        if p.exists() && !overwrite {
+            bail!(
+                "{} already exists; pass --overwrite to replace it",
+                p.display()
+            );
+        }
+    }
+    Ok(())
+}
+
+/// SHA-256 of a file, hex.
+pub fn sha256_file(path: &Path) -> Result<String> {
+    let mut f = File::open(path).with_context(|| format!("opening {}", path.display()))?;
+    let mut h = Sha256::new();
+    let mut buf = vec![0u8; 1 << 20];
+    loop {
+        let n = f
+            .read(&mut buf)
+            .with_context(|| format!("reading {}", path.display()))?;
+        if n == 0 {
+            break;
+        }
+        h.update(&buf[..n]);
+    }
+    Ok(hex(&h.finalize()))
+}
+
+pub fn hex(b: &[u8]) -> String {
+    b.iter().map(|x| format!("{x:02x}")).collect()
+}
+
+/// Compresses `raw` with xz into a temporary file in `outdir`.
+pub fn xz(raw: &Path, outdir: &Path) -> Result<(File, TempPath)> {
+    crate::cmd::require_program("xz")?;
+    let (out, tmp) = temp_in(outdir, ".raw.xz")?;
+    let input = File::open(raw).with_context(|| format!("opening {}", raw.display()))?;
+    let mut cmd = Command::new("xz");
+    // -3: zeros (most of a sparse image) compress twice as fast as at the default -6.
+    cmd.args(["-c", "-T0", "-3", "--block-size=64MiB"]);
+    tracing::debug!(
+        "exec: {} < {} > {}",
+        crate::cmd::display(&cmd),
+        raw.display(),
+        tmp.display()
+    );
+    let out2 = out.try_clone()?;
+    let status = cmd
+        .stdin(Stdio::from(input))
+        .stdout(Stdio::from(out2))
+        .stderr(Stdio::piped())
+        .output()
+        .context("running xz (Debian package `xz-utils`)")?;
+    if !status.status.success() {
+        bail!(
+            "xz failed ({}): {}",
+            status.status,
+            String::from_utf8_lossy(&status.stderr).trim()
+        );
+    }
+    Ok((out, tmp))
+}
+
+/// Renames the staged files into place (in order), then writes `metadata.json` and `SHA256SUMS`.
+pub fn commit(
+    outdir: &Path,
+    staged: Vec<Staged>,
+    metadata: &impl Fn(&[OutputInfo]) -> Result<Vec<u8>>,
+) -> Result<Vec<OutputInfo>> {
+    let mut infos = Vec::new();
+    for s in &staged {
+        let size = std::fs::metadata(&s.tmp)?.len();
+        let sha = sha256_file(&s.tmp)?;
+        File::open(&s.tmp)?.sync_all().ok();
+        infos.push(OutputInfo {
+            file: s
+                .final_path
+                .file_name()
+                .unwrap_or_default()
+                .to_string_lossy()
+                .into_owned(),
+            format: s.format,
+            size,
+            sha256: sha,
+        });
+    }
+    for s in staged {
+        let final_path = s.final_path.clone();
+        // Temporary files are created 0600; finished images are ordinary readable files.
+        std::fs::set_permissions(&s.tmp, std::os::unix::fs::PermissionsExt::from_mode(0o644))
+            .with_context(|| format!("setting the mode of {}", final_path.display()))?;
+        s.tmp
+            .persist(&final_path)
+            .map_err(|e| e.error)
+            .with_context(|| format!("renaming the finished output to {}", final_path.display()))?;
+    }
+    let meta = metadata(&infos)?;
+    crate::fsutil::write_atomic(&outdir.join("metadata.json"), &meta)?;
+    let mut sums = String::new();
+    for i in &infos {
+        sums.push_str(&format!("{}  {}\n", i.sha256, i.file));
+    }
+    sums.push_str(&format!("{}  metadata.json\n", hex(&Sha256::digest(&meta))));
+    crate::fsutil::write_atomic(&outdir.join("SHA256SUMS"), sums.as_bytes())?;
+    for f in ["metadata.json", "SHA256SUMS"] {
+        std::fs::set_permissions(
+            outdir.join(f),
+            std::os::unix::fs::PermissionsExt::from_mode(0o644),
+        )?;
+    }
+    Ok(infos)
+}
+
+/// `sha256sum -c SHA256SUMS` in `outdir` (used by tests and the CLI's self-check).
+pub fn verify_sums(outdir: &Path) -> Result<()> {
+    Command::new("sha256sum")
+        .arg("-c")
+        .arg("--quiet")
+        .arg("SHA256SUMS")
+        .current_dir(outdir)
+        .run()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn commit_renames_and_lists_everything() {
+        let d = tempfile::tempdir().unwrap();
+        let (mut f, tmp) = temp_in(d.path(), ".raw").unwrap();
+        f.write_all(b"disk").unwrap();
+        let staged = vec![Staged {
+            format: Some(OutputFormat::Raw),
+            final_path: d.path().join("x.raw"),
+            tmp,
+        }];
+        let infos = commit(d.path(), staged, &|i| Ok(serde_json::to_vec(i)?)).unwrap();
+        assert_eq!(infos[0].sha256, hex(&Sha256::digest(b"disk")));
+        let names: Vec<String> = std::fs::read_dir(d.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        assert_eq!(names.len(), 3, "{names:?}");
+        verify_sums(d.path()).unwrap();
+        assert!(
+            check_targets(d.path(), &["x.raw".into()], false)
+                .unwrap_err()
+                .to_string()
+                .contains("--overwrite")
+        );
+        check_targets(d.path(), &["x.raw".into()], true).unwrap();
+    }
+
+    #[test]
+    fn dropped_staging_leaves_nothing() {
+        let d = tempfile::tempdir().unwrap();
+        {
+            let (mut f, _tmp) = temp_in(d.path(), ".qcow2").unwrap();
+            f.write_all(b"partial").unwrap();
+        }
+        assert_eq!(std::fs::read_dir(d.path()).unwrap().count(), 0);
+    }
+}

@@ -1,0 +1,929 @@
+//! The disk image pipeline, top to bottom:
+//!
+//! 1. validate the layout request ([`Layout::from_request`]) and the outputs — bad input fails here,
+//!    before anything expensive;
+//! 2. deploy the commit into a staging sysroot ([`deploy::deploy`]);
+//! 3. write `/etc/fstab` (by UUID) into the deployment;
+//! 4. run the [`DeploymentHook`]s (system configuration, `%post`: another area's code);
+//! 5. generate `grub.cfg` from the boot entries and build the UEFI GRUB into the ESP tree;
+//! 6. split the staged tree into one directory per filesystem, measure, and size the disk
+//!    ([`Layout::allocate`]);
+//! 7. write the sparse raw image: GPT, each filesystem at its offset, BIOS GRUB;
+//! 8. convert/compress into the requested outputs and rename them into place with
+//!    `metadata.json` and `SHA256SUMS`.
+//!
+//! One deployment feeds every requested output.
+
+use std::collections::BTreeMap;
+use std::fs::File;
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result, bail, ensure};
+use serde::Serialize;
+
+use super::fat::{FatOptions, write_fat32};
+use super::fs::{MkfsOptions, estimate_bytes, make_btrfs, make_ext, make_swap, tree_stats};
+use super::grub::{GrubTarget, build_core, build_efi, grub_cfg, install_bios};
+use super::outputs::{BuildLog, OutputFormat, OutputInfo, Staged, check_targets, temp_in, xz};
+use super::plan::{Content, DiskPlan, FsKind, IdSource, Layout, MIB, Role, is_under};
+use super::qcow2::{Qcow2Options, write_qcow2_from_raw};
+use super::request::{DiskRequest, OstreeSetup};
+use crate::deploy::{self, DeploySource, Deployed};
+
+/// Everything one `imagebuilder image` run needs.
+#[derive(Debug, Clone, Default)]
+pub struct ImageJob {
+    /// The disk and bootloader part of the kickstart.
+    pub disk: DiskRequest,
+    /// The kickstart's `ostreesetup` (required).
+    pub ostreesetup: Option<OstreeSetup>,
+    /// `--ostreerepo`: pull from this repository instead of the kickstart's URL.
+    pub ostree_repo: Option<PathBuf>,
+    /// `--preserve-ks-url`: keep the kickstart's URL as the image's remote even with `--ostreerepo`.
+    pub preserve_ks_url: bool,
+    /// `--ref`: overrides `ostreesetup --ref`.
+    pub reference: Option<String>,
+    /// `--nogpg`: do not verify the commit signature.
+    pub nogpg: bool,
+    /// `--gpg-key`: keys to trust for the remote.
+    pub gpg_keys: Vec<PathBuf>,
+    /// Requested outputs (at least one).
+    pub formats: Vec<OutputFormat>,
+    /// Compress qcow2 clusters.
+    pub qcow2_compress: bool,
+    pub outdir: PathBuf,
+    /// Base name of the output files (`NAME.qcow2`…).
+    pub name: String,
+    pub overwrite: bool,
+    /// `--size`: total disk size in bytes (grows the last `--grow` partition).
+    pub size: Option<u64>,
+    /// The kickstart's path and SHA-256 (for metadata and reproducible ids).
+    pub kickstart_path: Option<PathBuf>,
+    pub kickstart_sha256: Option<String>,
+    /// `SOURCE_DATE_EPOCH`: reproducible ids and timestamps.
+    pub source_date_epoch: Option<i64>,
+}
+
+/// What a hook gets: the staged deployment, before any filesystem is made.
+#[derive(Debug)]
+pub struct HookContext<'a> {
+    pub deployed: &'a Deployed,
+    pub layout: &'a Layout,
+    /// `OUTDIR/logs`: hooks write their own logs (`%post --log` etc.) here.
+    pub log_dir: &'a Path,
+    /// The largest the root filesystem may become (from `--size` or fixed partition sizes), so a
+    /// `%post` that fills the disk stops at the image's own size. None = no fixed limit.
+    pub root_size_limit: Option<u64>,
+    pub source_date_epoch: Option<i64>,
+}
+
+/// A step run over the deployment after it is staged and `/etc/fstab` is written, before the
+/// filesystems are made (system configuration from the kickstart, `%post` scripts…).
+pub trait DeploymentHook {
+    /// Short name for the build log.
+    fn name(&self) -> &str;
+    /// Works on the staged deployment; warnings go to the log via `log`.
+    fn run(&self, ctx: &HookContext<'_>, log: &mut BuildLog) -> Result<()>;
+}
+
+/// The result of a build.
+#[derive(Debug, Clone, Serialize)]
+pub struct BuildResult {
+    pub commit: String,
+    pub reference: String,
+    pub plan: DiskPlan,
+    pub outputs: Vec<OutputInfo>,
+    pub log: PathBuf,
+}
+
+#[derive(Serialize)]
+struct Metadata<'a> {
+    tool: Tool,
+    kickstart: Option<KickstartInfo>,
+    source: SourceInfo<'a>,
+    source_date_epoch: Option<i64>,
+    disk: &'a DiskPlan,
+    kernel_arguments: &'a [String],
+    outputs: &'a [OutputInfo],
+}
+
+#[derive(Serialize)]
+struct Tool {
+    name: &'static str,
+    version: &'static str,
+}
+
+#[derive(Serialize)]
+struct KickstartInfo {
+    file: Option<String>,
+    sha256: Option<String>,
+}
+
+#[derive(Serialize)]
+struct SourceInfo<'a> {
+    reference: &'a str,
+    commit: &'a str,
+    osname: &'a str,
+    remote: &'a str,
+    remote_url: &'a str,
+    pulled_from: &'a str,
+    gpg_verified: bool,
+}
+
+/// Resolves where the content comes from, as rpm-ostree-toolbox does: `--ostreerepo` replaces the
+/// kickstart's URL (also as the image's remote) unless `--preserve-ks-url`.
+pub fn deploy_source(job: &ImageJob, kargs: Vec<String>) -> Result<DeploySource> {
+    let ks = job.ostreesetup.as_ref().with_context(|| {
+        format!(
+            "{}: the kickstart has no `ostreesetup` line (it names the OS, remote, URL and ref to deploy)",
+            job.disk.source_name
+        )
+    })?;
+    let reference = job
+        .reference
+        .clone()
+        .unwrap_or_else(|| ks.reference.clone());
+    let (pull_url, remote_url) = match &job.ostree_repo {
+        Some(repo) => {
+            let url = deploy::file_url(repo)?;
+            let remote = if job.preserve_ks_url {
+                ks.url.clone()
+            } else {
+                url.clone()
+            };
+            (url, remote)
+        }
+        None => (ks.url.clone(), ks.url.clone()),
+    };
+    Ok(DeploySource {
+        pull_url,
+        remote_url,
+        remote: ks.remote_name().to_string(),
+        osname: ks.osname.clone(),
+        reference,
+        gpg_verify: !(ks.nogpg || job.nogpg),
+        gpg_keys: job.gpg_keys.clone(),
+        kargs,
+    })
+}
+
+/// The directory in the staged sysroot whose content goes on the filesystem mounted at `mp`.
+pub fn physical_path(d: &Deployed, mp: &str) -> Result<PathBuf> {
+    if mp == "/" {
+        return Ok(d.sysroot.clone());
+    }
+    if is_under(mp, "/boot") {
+        return Ok(d.sysroot.join(mp.trim_start_matches('/')));
+    }
+    if is_under(mp, "/var") {
+        return Ok(d
+            .var
+            .join(mp.trim_start_matches("/var").trim_start_matches('/')));
+    }
+    // Resolve symlinks inside the deployment (/home -> var/home on OSTree systems).
+    let mut cur = PathBuf::from("/");
+    let comps: Vec<&str> = mp.trim_start_matches('/').split('/').collect();
+    for (i, c) in comps.iter().enumerate() {
+        let next = cur.join(c);
+        let real = d.deployment.join(next.strip_prefix("/").unwrap_or(&next));
+        match std::fs::read_link(&real) {
+            Ok(target) => {
+                let t = if target.is_absolute() {
+                    target
+                } else {
+                    cur.join(target)
+                };
+                let rest: PathBuf = comps[i + 1..].iter().collect();
+                let joined = t.join(rest);
+                let s = joined.to_string_lossy().replace("/./", "/");
+                let s = if s.starts_with('/') {
+                    s
+                } else {
+                    format!("/{s}")
+                };
+                if is_under(&s, "/var") {
+                    return physical_path(d, &s);
+                }
+                break;
+            }
+            Err(_) => cur = next,
+        }
+    }
+    bail!(
+        "mount point {mp} is inside the read-only OSTree deployment; only /, /boot…, /var… and paths \
+         that are links into /var (like /home) can be separate filesystems"
+    )
+}
+
+/// `/etc/fstab` lines for the plan's filesystems (by UUID).
+pub fn fstab(layout: &Layout) -> String {
+    let mut s = String::from("# Created by imagebuilder\n");
+    for f in layout.filesystems() {
+        let (mp, pass) = match f.kind {
+            FsKind::Swap => ("none", 0),
+            FsKind::Btrfs => (f.mountpoint.as_str(), 0),
+            _ if f.mountpoint == "/" => ("/", 1),
+            _ => (f.mountpoint.as_str(), 2),
+        };
+        s.push_str(&format!(
+            "UUID={} {mp} {} {} 0 {pass}\n",
+            f.uuid,
+            f.kind.fstab_type(),
+            f.options
+        ));
+    }
+    s
+}
+
+fn kernel_args(layout: &Layout, req: &DiskRequest) -> Result<Vec<String>> {
+    let root = layout.filesystem("/").context("layout without /")?;
+    let mut k = vec![format!("root=UUID={}", root.uuid), "rw".to_string()];
+    if root.kind == FsKind::Btrfs {
+        k.push("rootflags=subvol=/".into());
+    }
+    k.extend(req.bootloader.append.iter().cloned());
+    Ok(k)
+}
+
+fn id_source(job: &ImageJob) -> IdSource {
+    match job.source_date_epoch {
+        Some(epoch) => {
+            let ks = job.kickstart_sha256.clone().unwrap_or_default();
+            let r = job.reference.clone().unwrap_or_default();
+            IdSource::derived(format!("{epoch}\0{ks}\0{r}\0{}", job.name).as_bytes())
+        }
+        None => IdSource::Random,
+    }
+}
+
+fn free_bytes(dir: &Path) -> Option<u64> {
+    rustix::fs::statvfs(dir)
+        .ok()
+        .map(|s| s.f_bavail * s.f_frsize)
+}
+
+/// Runs the whole pipeline.
+pub fn build_image(job: &ImageJob, hooks: &[&dyn DeploymentHook]) -> Result<BuildResult> {
+    // 1. Validate everything cheap first.
+    ensure!(
+        !job.formats.is_empty(),
+        "no output format requested (use -i raw, -i qcow2 or -i raw.xz)"
+    );
+    ensure!(
+        !job.name.is_empty() && !job.name.contains('/'),
+        "invalid output name `{}`",
+        job.name
+    );
+    let ids = id_source(job);
+    let layout = Layout::from_request(&job.disk, &ids)?;
+    let kargs = kernel_args(&layout, &job.disk)?;
+    let source = deploy_source(job, kargs.clone())?;
+    let mut formats = job.formats.clone();
+    formats.sort();
+    formats.dedup();
+    let mut names: Vec<String> = formats
+        .iter()
+        .map(|f| format!("{}.{}", job.name, f.extension()))
+        .collect();
+    names.extend(["metadata.json".to_string(), "SHA256SUMS".to_string()]);
+    check_targets(&job.outdir, &names, job.overwrite)?;
+    for p in ["mke2fs", "grub-mkimage"] {
+        crate::cmd::require_program(p)?;
+    }
+    if layout.filesystems().iter().any(|f| f.kind == FsKind::Btrfs) {
+        crate::cmd::require_program("mkfs.btrfs")?;
+    }
+    let mut log = BuildLog::create(&job.outdir, &job.name)?;
+    let result = run(job, hooks, &layout, &source, &kargs, &formats, &mut log);
+    if let Err(e) = &result {
+        log.record(format!("FAILED: {e:#}"));
+    }
+    result
+}
+
+fn run(
+    job: &ImageJob,
+    hooks: &[&dyn DeploymentHook],
+    layout: &Layout,
+    source: &DeploySource,
+    kargs: &[String],
+    formats: &[OutputFormat],
+    log: &mut BuildLog,
+) -> Result<BuildResult> {
+    let work = tempfile::Builder::new()
+        .prefix(".imagebuilder-work-")
+        .tempdir_in(&job.outdir)
+        .with_context(|| format!("creating a work directory in {}", job.outdir.display()))?;
+
+    // 2. Deploy.
+    log.step(format!(
+        "deploying {} from {} (osname {})",
+        source.reference, source.pull_url, source.osname
+    ));
+    let deployed = deploy::deploy(&work.path().join("sysroot"), source)?;
+    log.step(format!("deployed commit {}", deployed.commit));
+
+    // 3. fstab.
+    let etc_fstab = deployed.deployment.join("etc/fstab");
+    std::fs::write(&etc_fstab, fstab(layout))
+        .with_context(|| format!("writing {}", etc_fstab.display()))?;
+
+    // 4. Hooks.
+    let fixed_root = layout
+        .parts
+        .iter()
+        .find(|p| p.role == Role::Root)
+        .filter(|p| !p.grow)
+        .map(|p| p.min_mib * MIB);
+    let log_dir = job.outdir.join("logs");
+    for h in hooks {
+        log.step(format!("running {}", h.name()));
+        let ctx = HookContext {
+            deployed: &deployed,
+            layout,
+            log_dir: &log_dir,
+            root_size_limit: job.size.or(fixed_root),
+            source_date_epoch: job.source_date_epoch,
+        };
+        h.run(&ctx, log)
+            .with_context(|| format!("{} failed", h.name()))?;
+    }
+
+    // 5. Bootloader configuration and the UEFI GRUB.
+    let boot_fs = layout
+        .filesystems()
+        .into_iter()
+        .filter(|f| f.kind != FsKind::Swap && is_under("/boot", &f.mountpoint))
+        .max_by_key(|f| f.mountpoint.len())
+        .context("no filesystem holds /boot")?
+        .clone();
+    let separate_boot = boot_fs.mountpoint == "/boot";
+    let boot_dir = deployed.sysroot.join("boot");
+    let entries = deploy::bls_entries(&boot_dir)?;
+    let timeout = job.disk.bootloader.timeout.unwrap_or(5);
+    let cfg = grub_cfg(&entries, if separate_boot { "" } else { "/boot" }, timeout);
+    std::fs::create_dir_all(boot_dir.join("grub"))?;
+    std::fs::write(boot_dir.join("grub/grub.cfg"), &cfg).context("writing grub.cfg")?;
+    let target = GrubTarget {
+        boot_fs_uuid: boot_fs.uuid.clone(),
+        prefix: if separate_boot {
+            "/grub".into()
+        } else {
+            "/boot/grub".into()
+        },
+        boot_fs_kind: boot_fs.kind,
+    };
+    let esp_dir = physical_path(&deployed, "/boot/efi")?;
+    if !job.disk.bootloader.disabled {
+        log.step("building GRUB for UEFI (EFI/BOOT/BOOTX64.EFI)");
+        build_efi(work.path(), &target, &esp_dir.join("EFI/BOOT/BOOTX64.EFI"))?;
+    } else {
+        log.warn("bootloader disabled by the kickstart: the image will not boot by itself");
+    }
+
+    // 6. One staging directory per filesystem, deepest mount points first.
+    if let Some(epoch) = job.source_date_epoch {
+        super::fs::clamp_mtimes(&deployed.sysroot, epoch)?;
+    }
+    let mut fs_dirs: BTreeMap<String, PathBuf> = BTreeMap::new();
+    let mut others: Vec<_> = layout
+        .filesystems()
+        .into_iter()
+        .filter(|f| f.mountpoint != "/" && f.kind != FsKind::Swap)
+        .collect();
+    others.sort_by_key(|f| std::cmp::Reverse(f.mountpoint.matches('/').count()));
+    for (i, f) in others.iter().enumerate() {
+        let src = physical_path(&deployed, &f.mountpoint)?;
+        let dst = work.path().join(format!("fs-{i}"));
+        if src.exists() {
+            std::fs::rename(&src, &dst)
+                .with_context(|| format!("moving {} out for {}", src.display(), f.mountpoint))?;
+        } else {
+            std::fs::create_dir_all(&dst)?;
+        }
+        std::fs::create_dir_all(&src)
+            .with_context(|| format!("creating mount point {}", src.display()))?;
+        if let Some(epoch) = job.source_date_epoch {
+            super::fs::clamp_mtimes(src.parent().unwrap_or(&src), epoch)?;
+        }
+        fs_dirs.insert(f.mountpoint.clone(), dst);
+    }
+    fs_dirs.insert("/".into(), deployed.sysroot.clone());
+    let mut needs = BTreeMap::new();
+    let mut total_need = 0;
+    for f in layout.filesystems() {
+        if let Some(dir) = fs_dirs.get(&f.mountpoint) {
+            let stats = tree_stats(dir)?;
+            let need = estimate_bytes(f.kind, &stats);
+            log.step(format!(
+                "{}: {} MiB of data in {} inodes, needs about {} MiB",
+                f.mountpoint,
+                stats.data_bytes / MIB,
+                stats.inodes,
+                need.div_ceil(MIB)
+            ));
+            total_need += stats.data_bytes;
+            needs.insert(f.mountpoint.clone(), need);
+        }
+    }
+    let plan = layout.allocate(&needs, job.size)?;
+    log.step(format!(
+        "disk: {} MiB, {} partitions",
+        plan.size_bytes / MIB,
+        plan.partitions.len()
+    ));
+    for p in &plan.partitions {
+        let what = match &p.content {
+            Content::BiosBoot => "BIOS boot".to_string(),
+            Content::Filesystem(f) => {
+                format!("{} {} UUID={}", f.mountpoint, f.kind.fstab_type(), f.uuid)
+            }
+        };
+        log.step(format!(
+            "  {} {:<10} start {:>9} sectors {:>9} {what}",
+            p.number, p.name, p.start_lba, p.sectors
+        ));
+    }
+    if let Some(free) = free_bytes(&job.outdir) {
+        // The raw image holds the data once; qcow2 and raw.xz each need up to as much again.
+        let want = total_need * (1 + formats.len() as u64) + 64 * MIB;
+        if free < want {
+            bail!(
+                "not enough space in {}: the outputs need about {} MiB, {} MiB are free",
+                job.outdir.display(),
+                want.div_ceil(MIB),
+                free / MIB
+            );
+        }
+    }
+
+    // 7. The raw image.
+    let (raw_file, raw_tmp) = temp_in(&job.outdir, ".raw")?;
+    raw_file
+        .set_len(plan.size_bytes)
+        .context("sizing the raw image")?;
+    super::gpt::write_gpt(&mut raw_file.try_clone()?, &plan)?;
+    let mkfs = MkfsOptions {
+        epoch: job.source_date_epoch,
+    };
+    let now = job.source_date_epoch.unwrap_or_else(|| {
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_secs() as i64)
+            .unwrap_or(0)
+    });
+    for (f, offset, size) in plan.filesystems() {
+        log.step(format!(
+            "making {} on {} ({} MiB)",
+            f.kind.fstab_type(),
+            f.mountpoint,
+            size / MIB
+        ));
+        match f.kind {
+            FsKind::Ext4 | FsKind::Ext3 => {
+                make_ext(&raw_tmp, offset, size, f, &fs_dirs[&f.mountpoint], mkfs)?
+            }
+            FsKind::Btrfs => make_btrfs(
+                &raw_tmp,
+                offset,
+                size,
+                f,
+                &fs_dirs[&f.mountpoint],
+                &work.path().join("btrfs.img"),
+            )?,
+            FsKind::Vfat => {
+                let opts = FatOptions {
+                    label: f.label.clone().unwrap_or_default(),
+                    volume_id: f.fat_volume_id().context("FAT volume id")?,
+                    timestamp: now,
+                };
+                write_fat32(&raw_file, offset, size, &fs_dirs[&f.mountpoint], &opts)
+                    .with_context(|| format!("writing the FAT filesystem for {}", f.mountpoint))?;
+            }
+            FsKind::Swap => make_swap(&raw_file, offset, size, f)?,
+        }
+    }
+    if !job.disk.bootloader.disabled {
+        let bios = plan
+            .partition(Role::BiosBoot)
+            .context("no BIOS boot partition")?;
+        log.step("installing GRUB for BIOS (boot.img + core.img)");
+        let core = build_core(work.path(), &target)?;
+        install_bios(&raw_file, &core, bios.start_lba, bios.sectors)?;
+    }
+    raw_file.sync_all().context("flushing the raw image")?;
+    drop(raw_file);
+    // The staging tree is no longer needed: remove it while the outputs are written (removing
+    // tens of thousands of files is slow on hosts that mount with `discard`).
+    let cleanup = std::thread::spawn(move || {
+        let path = work.path().to_path_buf();
+        work.close()
+            .with_context(|| format!("removing the work directory {}", path.display()))
+    });
+
+    // 8. Outputs.
+    let mut staged = Vec::new();
+    for fmt in formats {
+        let final_path = job.outdir.join(format!("{}.{}", job.name, fmt.extension()));
+        match fmt {
+            OutputFormat::Raw => {}
+            OutputFormat::Qcow2 => {
+                log.step(format!(
+                    "writing qcow2{}",
+                    if job.qcow2_compress {
+                        " (compressed)"
+                    } else {
+                        ""
+                    }
+                ));
+                let (f, tmp) = temp_in(&job.outdir, ".qcow2")?;
+                let st = write_qcow2_from_raw(
+                    &raw_tmp,
+                    &f,
+                    Qcow2Options {
+                        compress: job.qcow2_compress,
+                    },
+                )?;
+                f.sync_all()?;
+                log.step(format!(
+                    "qcow2: {} data clusters, {} MiB file",
+                    st.data_clusters,
+                    st.file_size / MIB
+                ));
+                staged.push(Staged {
+                    format: Some(*fmt),
+                    final_path,
+                    tmp,
+                });
+            }
+            OutputFormat::RawXz => {
+                log.step("compressing raw.xz");
+                let (f, tmp) = xz(&raw_tmp, &job.outdir)?;
+                f.sync_all()?;
+                staged.push(Staged {
+                    format: Some(*fmt),
+                    final_path,
+                    tmp,
+                });
+            }
+        }
+    }
+    if formats.contains(&OutputFormat::Raw) {
+        staged.insert(
+            0,
+            Staged {
+                format: Some(OutputFormat::Raw),
+                final_path: job.outdir.join(format!("{}.raw", job.name)),
+                tmp: raw_tmp,
+            },
+        );
+    } else {
+        drop(raw_tmp);
+    }
+    let ks_info = KickstartInfo {
+        file: job
+            .kickstart_path
+            .as_ref()
+            .and_then(|p| p.file_name())
+            .map(|n| n.to_string_lossy().into_owned()),
+        sha256: job.kickstart_sha256.clone(),
+    };
+    let make_meta = |outputs: &[OutputInfo]| -> Result<Vec<u8>> {
+        let m = Metadata {
+            tool: Tool {
+                name: "imagebuilder",
+                version: env!("CARGO_PKG_VERSION"),
+            },
+            kickstart: Some(KickstartInfo {
+                file: ks_info.file.clone(),
+                sha256: ks_info.sha256.clone(),
+            }),
+            source: SourceInfo {
+                reference: &source.reference,
+                commit: &deployed.commit,
+                osname: &source.osname,
+                remote: &source.remote,
+                remote_url: &source.remote_url,
+                pulled_from: &source.pull_url,
+                gpg_verified: source.gpg_verify,
+            },
+            source_date_epoch: job.source_date_epoch,
+            disk: &plan,
+            kernel_arguments: kargs,
+            outputs,
+        };
+        let mut v = serde_json::to_vec_pretty(&m)?;
+        v.push(b'\n');
+        Ok(v)
+    };
+    let outputs = super::outputs::commit(&job.outdir, staged, &make_meta);
+    let cleaned = cleanup.join();
+    let outputs = outputs?;
+    match cleaned {
+        Ok(r) => r?,
+        Err(_) => bail!("removing the work directory failed"),
+    }
+    for o in &outputs {
+        log.step(format!(
+            "wrote {} ({} MiB, sha256 {})",
+            o.file,
+            o.size / MIB,
+            o.sha256
+        ));
+    }
+    log.step(format!("done in {:.1}s", log.elapsed()));
+    Ok(BuildResult {
+        commit: deployed.commit.clone(),
+        reference: source.reference.clone(),
+        plan,
+        outputs,
+        log: log.path.clone(),
+    })
+}
+
+/// Opens an image file read-only (helper for callers that inspect outputs).
+pub fn open_output(path: &Path) -> Result<File> {
+    File::open(path).with_context(|| format!("opening {}", path.display()))
+}
+
+#[cfg(test)]
+mod tests {
+    use std::os::unix::fs::FileExt;
+    use std::process::Command;
+
+    use super::*;
+    use crate::cmd::CommandExt;
+    use crate::deploy::testutil::synthetic_commit;
+    use crate::disk::request::{BootloaderRequest, PartitionRequest};
+
+    fn job(outdir: &Path, repo: &Path, epoch: Option<i64>) -> ImageJob {
+        ImageJob {
+            disk: DiskRequest {
+                source_name: "t.ks".into(),
+                partitions: vec![
+                    PartitionRequest {
+                        line: 4,
+                        mountpoint: "/".into(),
+                        grow: true,
+                        fstype: Some("ext4".into()),
+                        ..Default::default()
+                    },
+                    PartitionRequest {
+                        line: 5,
+                        mountpoint: "/boot".into(),
+                        size_mib: Some(64),
+                        ..Default::default()
+                    },
+                ],
+                bootloader: BootloaderRequest {
+                    line: 6,
+                    append: vec!["console=ttyS0,115200".into()],
+                    timeout: Some(1),
+                    disabled: false,
+                },
+                ..Default::default()
+            },
+            ostreesetup: Some(OstreeSetup {
+                line: 3,
+                osname: "testos".into(),
+                remote: None,
+                url: "https://example.invalid/repo".into(),
+                reference: "test/x86_64/base".into(),
+                nogpg: true,
+            }),
+            ostree_repo: Some(repo.to_path_buf()),
+            formats: vec![OutputFormat::Raw, OutputFormat::Qcow2],
+            outdir: outdir.to_path_buf(),
+            name: "disk".into(),
+            kickstart_sha256: Some("00".into()),
+            source_date_epoch: epoch,
+            ..Default::default()
+        }
+    }
+
+    fn extract(raw: &Path, offset: u64, size: u64, to: &Path) {
+        let f = File::open(raw).unwrap();
+        let out = File::create(to).unwrap();
+        out.set_len(size).unwrap();
+        let mut buf = vec![0u8; 1 << 20];
+        let mut pos = 0;
+        while pos < size {
+            let n = (size - pos).min(buf.len() as u64) as usize;
+            f.read_exact_at(&mut buf[..n], offset + pos).unwrap();
+            if buf[..n].iter().any(|b| *b != 0) {
+                out.write_all_at(&buf[..n], pos).unwrap();
+            }
+            pos += n as u64;
+        }
+    }
+
+    #[test]
+    fn builds_valid_reproducible_raw_and_qcow2() {
+        let d = tempfile::tempdir().unwrap();
+        let (repo, commit) = synthetic_commit(d.path(), "test/x86_64/base", 3 << 20).unwrap();
+        let a = d.path().join("a");
+        let b = d.path().join("b");
+        let ra = build_image(&job(&a, &repo, Some(1_700_000_000)), &[]).unwrap();
+        std::thread::sleep(std::time::Duration::from_millis(1100));
+        let rb = build_image(&job(&b, &repo, Some(1_700_000_000)), &[]).unwrap();
+        assert_eq!(ra.commit, commit);
+        let sums_a = std::fs::read_to_string(a.join("SHA256SUMS")).unwrap();
+        let sums_b = std::fs::read_to_string(b.join("SHA256SUMS")).unwrap();
+        assert_eq!(sums_a, sums_b, "two builds with SOURCE_DATE_EPOCH differ");
+        assert_eq!(ra.plan, rb.plan);
+
+        // Only finished outputs in OUTDIR.
+        let mut names: Vec<String> = std::fs::read_dir(&a)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        names.sort();
+        assert_eq!(
+            names,
+            [
+                "SHA256SUMS",
+                "disk.qcow2",
+                "disk.raw",
+                "logs",
+                "metadata.json"
+            ]
+        );
+        crate::disk::outputs::verify_sums(&a).unwrap();
+        let meta: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(a.join("metadata.json")).unwrap()).unwrap();
+        assert_eq!(meta["source"]["commit"], commit.as_str());
+        assert_eq!(
+            meta["source"]["remote_url"],
+            crate::deploy::file_url(&repo).unwrap().as_str()
+        );
+        assert_eq!(meta["disk"]["partitions"].as_array().unwrap().len(), 4);
+
+        let raw = a.join("disk.raw");
+        let out = Command::new("sgdisk")
+            .arg("-v")
+            .arg(&raw)
+            .run_text()
+            .unwrap();
+        assert!(out.contains("No problems found"), "{out}");
+        let chk = Command::new("qemu-img")
+            .args(["check", "-f", "qcow2"])
+            .arg(a.join("disk.qcow2"))
+            .run_text()
+            .unwrap();
+        assert!(chk.contains("No errors were found"), "{chk}");
+        let cmp = Command::new("qemu-img")
+            .args(["compare", "-f", "raw", "-F", "qcow2"])
+            .arg(&raw)
+            .arg(a.join("disk.qcow2"))
+            .run_text()
+            .unwrap();
+        assert!(cmp.contains("Images are identical"), "{cmp}");
+
+        let plan = &ra.plan;
+        for (f, offset, size) in plan.filesystems() {
+            let part = d.path().join("part");
+            extract(&raw, offset, size, &part);
+            match f.kind {
+                FsKind::Ext4 => Command::new("e2fsck").arg("-fn").arg(&part).run().unwrap(),
+                FsKind::Vfat => {
+                    Command::new("fsck.fat").arg("-n").arg(&part).run().unwrap();
+                    let l = Command::new("mdir")
+                        .args(["-/", "-b", "-i"])
+                        .arg(&part)
+                        .arg("::/")
+                        .run_text()
+                        .unwrap();
+                    assert!(l.contains("::/EFI/BOOT/BOOTX64.EFI"), "{l}");
+                }
+                _ => unreachable!(),
+            }
+            let debugfs = |cmd: &str| {
+                Command::new("debugfs")
+                    .args(["-R", cmd])
+                    .arg(&part)
+                    .run_text()
+                    .unwrap()
+            };
+            if f.mountpoint == "/" {
+                let dep = format!("/ostree/deploy/testos/deploy/{commit}.0");
+                let fstab = debugfs(&format!("cat {dep}/etc/fstab"));
+                let boot = plan
+                    .filesystems()
+                    .into_iter()
+                    .find(|x| x.0.mountpoint == "/boot")
+                    .unwrap()
+                    .0;
+                assert!(
+                    fstab.contains(&format!("UUID={} / ext4 defaults 0 1", f.uuid)),
+                    "{fstab}"
+                );
+                assert!(
+                    fstab.contains(&format!("UUID={} /boot ext4 defaults 0 2", boot.uuid)),
+                    "{fstab}"
+                );
+                assert!(
+                    fstab.contains("/boot/efi vfat umask=0077,shortname=winnt 0 2"),
+                    "{fstab}"
+                );
+                let stat = debugfs(&format!("stat {dep}/usr/bin/blob"));
+                assert!(
+                    stat.contains("Links: 2"),
+                    "deployment file not hard-linked to the repo: {stat}"
+                );
+                let ls = debugfs("ls -l /boot");
+                assert!(
+                    !ls.contains("loader"),
+                    "/boot on the root fs must be an empty mount point: {ls}"
+                );
+            }
+            if f.mountpoint == "/boot" {
+                let cfg = debugfs("cat /grub/grub.cfg");
+                assert!(cfg.contains("set timeout=1"), "{cfg}");
+                assert!(cfg.contains("  linux /ostree/testos-"), "{cfg}");
+                assert!(
+                    cfg.contains(&format!(
+                        "root=UUID={} rw console=ttyS0,115200 ostree=/ostree/boot.1/testos/",
+                        plan.filesystem_for("/").unwrap().uuid
+                    )),
+                    "{cfg}"
+                );
+                assert!(debugfs("ls -l /loader/entries").contains("ostree-1-testos.conf"));
+            }
+        }
+    }
+
+    #[test]
+    fn bad_inputs_fail_before_work_and_leave_nothing() {
+        let d = tempfile::tempdir().unwrap();
+        let (repo, _) = synthetic_commit(d.path(), "test/x86_64/base", 10).unwrap();
+        let out = d.path().join("out");
+
+        let mut j = job(&out, &repo, None);
+        j.ostreesetup = None;
+        let e = format!("{:#}", build_image(&j, &[]).unwrap_err());
+        assert!(
+            e.contains("t.ks: the kickstart has no `ostreesetup` line"),
+            "{e}"
+        );
+
+        let mut j = job(&out, &repo, None);
+        j.reference = Some("no/such/ref".into());
+        let e = format!("{:#}", build_image(&j, &[]).unwrap_err());
+        assert!(e.contains("pulling no/such/ref"), "{e}");
+
+        let mut j = job(&out, &repo, None);
+        j.disk.partitions[1].size_mib = Some(3);
+        let e = format!("{:#}", build_image(&j, &[]).unwrap_err());
+        assert!(
+            e.contains("t.ks:5: the partition for /boot is 3 MiB but its content needs about"),
+            "{e}"
+        );
+
+        let mut j = job(&out, &repo, None);
+        j.ostree_repo = None;
+        j.ostreesetup.as_mut().unwrap().url = "http://127.0.0.1:9/repo".into();
+        let e = format!("{:#}", build_image(&j, &[]).unwrap_err());
+        assert!(
+            e.contains("pulling test/x86_64/base from http://127.0.0.1:9/repo"),
+            "{e}"
+        );
+
+        let leftovers: Vec<String> = std::fs::read_dir(&out)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .filter(|n| n != "logs")
+            .collect();
+        assert!(leftovers.is_empty(), "{leftovers:?}");
+        let log = std::fs::read_to_string(out.join("logs/disk.log")).unwrap();
+        assert!(log.contains("FAILED: pulling test/x86_64/base"), "{log}");
+    }
+
+    #[test]
+    fn physical_paths_follow_ostree_layout() {
+        let d = tempfile::tempdir().unwrap();
+        let dep = Deployed {
+            sysroot: d.path().into(),
+            deployment: d.path().join("ostree/deploy/os/deploy/c.0"),
+            var: d.path().join("ostree/deploy/os/var"),
+            osname: "os".into(),
+            commit: "c".into(),
+        };
+        std::fs::create_dir_all(&dep.deployment).unwrap();
+        std::os::unix::fs::symlink("var/home", dep.deployment.join("home")).unwrap();
+        assert_eq!(
+            physical_path(&dep, "/boot/efi").unwrap(),
+            d.path().join("boot/efi")
+        );
+        assert_eq!(
+            physical_path(&dep, "/var/log").unwrap(),
+            dep.var.join("log")
+        );
+        assert_eq!(physical_path(&dep, "/home").unwrap(), dep.var.join("home"));
+        assert!(
+            physical_path(&dep, "/usr")
+                .unwrap_err()
+                .to_string()
+                .contains("read-only OSTree deployment")
+        );
+    }
+}

@@ -1,0 +1,945 @@
+//! The described disk: partitions, sizes, GUIDs, filesystems and mount points, as plain data.
+//!
+//! Two pure steps: [`Layout::from_request`] validates a [`DiskRequest`] and decides everything that
+//! does not depend on the content (roles, filesystems, labels, ids) — run it before any expensive
+//! work so bad input fails fast; [`Layout::allocate`] then sizes and places the partitions once the
+//! content's needs are known and gives the [`DiskPlan`] every later step reads.
+//!
+//! The plan keeps partitions (the GPT) apart from what they hold ([`Content`]) so that later content
+//! kinds (LVM physical volumes holding logical volumes) plug in as new variants.
+
+use std::collections::BTreeMap;
+
+use serde::Serialize;
+use sha2::{Digest, Sha256};
+use uuid::Uuid;
+
+use super::request::{DiskRequest, PartitionRequest};
+
+pub const MIB: u64 = 1 << 20;
+pub const SECTOR: u64 = 512;
+/// First usable partition start (1 MiB, the usual alignment).
+pub const FIRST_LBA: u64 = 2048;
+
+/// Default sizes (MiB).
+pub const BIOSBOOT_MIB: u64 = 1;
+pub const ESP_MIB: u64 = 127;
+pub const BOOT_MIB: u64 = 1024;
+pub const DEFAULT_PART_MIB: u64 = 1024;
+/// A FAT32 ESP needs at least 65525 clusters of 512 bytes plus its FATs.
+pub const ESP_MIN_MIB: u64 = 36;
+
+/// GPT partition type GUIDs used by the builder.
+pub mod types {
+    pub const BIOS_BOOT: &str = "21686148-6449-6E6F-744E-656564454649";
+    pub const ESP: &str = "C12A7328-F81F-11D2-BA4B-00A0C93EC93B";
+    pub const XBOOTLDR: &str = "BC13C2FF-59E6-4262-A352-B275FD6F7172";
+    pub const ROOT_X86_64: &str = "4F68BCE3-E8CD-4DB1-96E7-FBCAF984B709";
+    pub const VAR: &str = "4D21B016-B534-45C2-A9FB-5C16E091FD2D";
+    pub const HOME: &str = "933AC7E1-2EB4-4F13-B844-0E14E2AEF915";
+    pub const SWAP: &str = "0657FD6D-A4AB-43C4-84E5-0933C84B4F4F";
+    pub const LINUX_DATA: &str = "0FC63DAF-8483-4772-8E79-3D69D8477DE4";
+}
+
+/// A bad layout request: the kickstart file and line, and what is wrong.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{}{message}", location(source_name, *line))]
+pub struct LayoutError {
+    pub source_name: String,
+    pub line: usize,
+    pub message: String,
+}
+
+fn location(source_name: &str, line: usize) -> String {
+    match (source_name.is_empty(), line) {
+        (true, 0) => String::new(),
+        (false, 0) => format!("{source_name}: "),
+        (true, l) => format!("line {l}: "),
+        (false, l) => format!("{source_name}:{l}: "),
+    }
+}
+
+/// Filesystem kinds the builder writes natively.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum FsKind {
+    Ext4,
+    Ext3,
+    Vfat,
+    Btrfs,
+    Swap,
+}
+
+impl FsKind {
+    /// The name in `/etc/fstab` and in the metadata.
+    pub fn fstab_type(self) -> &'static str {
+        match self {
+            FsKind::Ext4 => "ext4",
+            FsKind::Ext3 => "ext3",
+            FsKind::Vfat => "vfat",
+            FsKind::Btrfs => "btrfs",
+            FsKind::Swap => "swap",
+        }
+    }
+
+    fn max_label_len(self) -> usize {
+        match self {
+            FsKind::Ext4 | FsKind::Ext3 => 16,
+            FsKind::Vfat => 11,
+            FsKind::Btrfs => 255,
+            FsKind::Swap => 15,
+        }
+    }
+}
+
+/// What a partition is for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Role {
+    BiosBoot,
+    Esp,
+    Boot,
+    Root,
+    Swap,
+    Data,
+}
+
+/// A filesystem to create: where it is mounted and how it is identified.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Filesystem {
+    pub kind: FsKind,
+    /// Mount point (`/`, `/boot`, `/boot/efi`, `/var/log`…); `swap` for swap.
+    pub mountpoint: String,
+    pub label: Option<String>,
+    /// The id used in fstab's `UUID=`: a UUID, or `XXXX-XXXX` for FAT.
+    pub uuid: String,
+    /// Mount options for fstab (`--fsoptions`, default `defaults`).
+    pub options: String,
+}
+
+impl Filesystem {
+    /// FAT volume id (the 32-bit number behind `XXXX-XXXX`).
+    pub fn fat_volume_id(&self) -> Option<u32> {
+        let hex: String = self.uuid.chars().filter(|c| *c != '-').collect();
+        u32::from_str_radix(&hex, 16).ok()
+    }
+
+    /// A filesystem UUID as [`Uuid`] (not for FAT).
+    pub fn uuid(&self) -> Option<Uuid> {
+        Uuid::parse_str(&self.uuid).ok()
+    }
+}
+
+/// One validated partition, not yet placed.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct LayoutPart {
+    /// Kickstart line (0 = added by the builder, like Anaconda's platform partitions).
+    pub line: usize,
+    pub role: Role,
+    /// GPT partition name.
+    pub name: String,
+    pub type_guid: String,
+    pub guid: Uuid,
+    pub fs: Option<Filesystem>,
+    pub min_mib: u64,
+    pub grow: bool,
+    pub max_mib: Option<u64>,
+}
+
+/// A validated layout: the partitions in disk order.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Layout {
+    pub source_name: String,
+    pub disk_guid: Uuid,
+    pub parts: Vec<LayoutPart>,
+}
+
+/// Where fresh ids come from: random, or derived from a seed for reproducible builds.
+#[derive(Debug, Clone)]
+pub enum IdSource {
+    Random,
+    Derived([u8; 32]),
+}
+
+impl IdSource {
+    /// Ids derived from `seed` (e.g. commit + kickstart digest): same seed, same ids.
+    pub fn derived(seed: &[u8]) -> Self {
+        IdSource::Derived(Sha256::digest(seed).into())
+    }
+
+    /// A version-4-shaped UUID for `purpose`.
+    pub fn uuid(&self, purpose: &str) -> Uuid {
+        match self {
+            IdSource::Random => Uuid::new_v4(),
+            IdSource::Derived(seed) => {
+                let mut h = Sha256::new();
+                h.update(seed);
+                h.update(purpose.as_bytes());
+                let d = h.finalize();
+                let mut b = [0u8; 16];
+                b.copy_from_slice(&d[..16]);
+                uuid::Builder::from_random_bytes(b).into_uuid()
+            }
+        }
+    }
+
+    /// A FAT volume id (`XXXX-XXXX`) for `purpose`.
+    pub fn fat_id(&self, purpose: &str) -> String {
+        let b = self.uuid(purpose);
+        let b = b.as_bytes();
+        format!("{:02X}{:02X}-{:02X}{:02X}", b[0], b[1], b[2], b[3])
+    }
+}
+
+fn parse_fstype(s: &str) -> Option<Result<FsKind, &'static str>> {
+    Some(Ok(match s.to_ascii_lowercase().as_str() {
+        "ext4" => FsKind::Ext4,
+        "ext3" => FsKind::Ext3,
+        "vfat" | "efi" => FsKind::Vfat,
+        "btrfs" => FsKind::Btrfs,
+        "swap" => FsKind::Swap,
+        "xfs" => return Some(Err("xfs")),
+        "lvmpv" => return Some(Err("LVM")),
+        "biosboot" | "prepboot" => return Some(Err("platform")),
+        _ => return None,
+    }))
+}
+
+impl Layout {
+    /// Validates the request and decides roles, filesystems, labels and ids.
+    pub fn from_request(req: &DiskRequest, ids: &IdSource) -> Result<Layout, LayoutError> {
+        let err = |line: usize, message: String| LayoutError {
+            source_name: req.source_name.clone(),
+            line,
+            message,
+        };
+        if let Some(u) = req.unsupported.first() {
+            return Err(err(
+                u.line,
+                format!(
+                    "{} is not supported yet (LVM, RAID and btrfs volumes are a later issue)",
+                    u.value
+                ),
+            ));
+        }
+        let mut wanted: Vec<PartitionRequest> = req.partitions.clone();
+        if let Some(auto) = &req.autopart {
+            if let Some(p) = req.partitions.first() {
+                return Err(err(
+                    p.line,
+                    format!(
+                        "`part` cannot be combined with `autopart` (line {})",
+                        auto.line
+                    ),
+                ));
+            }
+            match auto.kind.as_deref() {
+                Some("plain") => {}
+                Some(other) => {
+                    return Err(err(
+                        auto.line,
+                        format!("autopart --type={other} is not supported yet; use --type=plain"),
+                    ));
+                }
+                None => {
+                    return Err(err(
+                        auto.line,
+                        "autopart without --type means LVM, which is not supported yet; use autopart --type=plain".into(),
+                    ));
+                }
+            }
+            for (mp, size, grow) in [("/boot", Some(BOOT_MIB), false), ("/", None, true)] {
+                wanted.push(PartitionRequest {
+                    line: auto.line,
+                    mountpoint: mp.into(),
+                    fstype: auto.fstype.clone(),
+                    size_mib: size,
+                    grow,
+                    ..Default::default()
+                });
+            }
+        }
+        if let Some(rp) = &req.reqpart {
+            if rp.add_boot && !wanted.iter().any(|p| p.mountpoint == "/boot") {
+                wanted.push(PartitionRequest {
+                    line: rp.line,
+                    mountpoint: "/boot".into(),
+                    size_mib: Some(BOOT_MIB),
+                    ..Default::default()
+                });
+            }
+        }
+
+        let mut parts: Vec<LayoutPart> = Vec::new();
+        let mut seen: BTreeMap<String, usize> = BTreeMap::new();
+        for p in &wanted {
+            let part = Self::one_part(p, ids).map_err(|m| err(p.line, m))?;
+            let key = match part.role {
+                Role::Swap => format!("swap#{}", parts.len()),
+                Role::BiosBoot => "biosboot".into(),
+                _ => part
+                    .fs
+                    .as_ref()
+                    .map(|f| f.mountpoint.clone())
+                    .unwrap_or_default(),
+            };
+            if let Some(first) = seen.insert(key.clone(), p.line) {
+                let what = if key == "biosboot" {
+                    "biosboot".to_string()
+                } else {
+                    key
+                };
+                return Err(err(
+                    p.line,
+                    format!("two partitions for {what} (the first is on line {first})"),
+                ));
+            }
+            parts.push(part);
+        }
+        if !parts.iter().any(|p| p.role == Role::Root) {
+            return Err(err(
+                0,
+                "no partition for / (add `part / --grow` or `autopart --type=plain`)".into(),
+            ));
+        }
+        // The platform partitions Anaconda adds for a hybrid BIOS+UEFI x86_64 disk.
+        if !parts.iter().any(|p| p.role == Role::BiosBoot) {
+            let bios = PartitionRequest {
+                mountpoint: "biosboot".into(),
+                size_mib: Some(BIOSBOOT_MIB),
+                ..Default::default()
+            };
+            parts.push(Self::one_part(&bios, ids).map_err(|m| err(0, m))?);
+        }
+        if !parts.iter().any(|p| p.role == Role::Esp) {
+            let esp = PartitionRequest {
+                mountpoint: "/boot/efi".into(),
+                size_mib: Some(ESP_MIB),
+                ..Default::default()
+            };
+            parts.push(Self::one_part(&esp, ids).map_err(|m| err(0, m))?);
+        }
+        // Disk order: BIOS boot, ESP, /boot, then the kickstart's order.
+        let rank = |r: Role| match r {
+            Role::BiosBoot => 0,
+            Role::Esp => 1,
+            Role::Boot => 2,
+            _ => 3,
+        };
+        parts.sort_by_key(|p| rank(p.role));
+        Ok(Layout {
+            source_name: req.source_name.clone(),
+            disk_guid: ids.uuid("disk"),
+            parts,
+        })
+    }
+
+    fn one_part(p: &PartitionRequest, ids: &IdSource) -> Result<LayoutPart, String> {
+        let mp = p.mountpoint.as_str();
+        if mp.starts_with("pv.") {
+            return Err(format!(
+                "LVM physical volume `{mp}`: LVM is not supported yet"
+            ));
+        }
+        if mp.starts_with("raid.") {
+            return Err(format!("RAID member `{mp}` is not supported yet"));
+        }
+        if mp.starts_with("btrfs.") {
+            return Err(format!("btrfs volume member `{mp}` is not supported yet"));
+        }
+        let fstype = p.fstype.as_deref();
+        let is_bios =
+            mp == "biosboot" || fstype.is_some_and(|t| t.eq_ignore_ascii_case("biosboot"));
+        if let Some(t) = p.maxsize_mib
+            && let Some(s) = p.size_mib
+            && t < s
+        {
+            return Err(format!("--maxsize={t} is smaller than --size={s}"));
+        }
+        let label_for = |kind: FsKind| -> Result<Option<String>, String> {
+            match &p.label {
+                Some(l) if l.len() > kind.max_label_len() => Err(format!(
+                    "label `{l}` is longer than {} characters, the limit for {}",
+                    kind.max_label_len(),
+                    kind.fstab_type()
+                )),
+                Some(l) => Ok(Some(l.clone())),
+                None => Ok(None),
+            }
+        };
+        let size = |default: u64| {
+            p.size_mib
+                .unwrap_or(if p.grow { 1 } else { default })
+                .max(1)
+        };
+        if is_bios {
+            return Ok(LayoutPart {
+                line: p.line,
+                role: Role::BiosBoot,
+                name: "BIOS-BOOT".into(),
+                type_guid: types::BIOS_BOOT.into(),
+                guid: ids.uuid("part:biosboot"),
+                fs: None,
+                min_mib: size(BIOSBOOT_MIB),
+                grow: false,
+                max_mib: None,
+            });
+        }
+        let kind = match fstype {
+            None if mp == "swap" => FsKind::Swap,
+            None if mp == "/boot/efi" => FsKind::Vfat,
+            // Anaconda's Fedora default is xfs, which is a later issue: ext4 until then.
+            None => FsKind::Ext4,
+            Some(t) => match parse_fstype(t) {
+                Some(Ok(k)) => k,
+                Some(Err("xfs")) => {
+                    return Err(format!("--fstype={t} on {mp}: xfs is not supported yet"));
+                }
+                Some(Err("LVM")) => return Err(format!("--fstype={t}: LVM is not supported yet")),
+                Some(Err(_)) => return Err(format!("--fstype={t} is not a valid fstype for {mp}")),
+                None => {
+                    return Err(format!(
+                        "unknown fstype `{t}` (supported: ext4, ext3, vfat, efi, biosboot, btrfs, swap)"
+                    ));
+                }
+            },
+        };
+        if mp == "swap" || kind == FsKind::Swap {
+            if mp != "swap" || kind != FsKind::Swap {
+                return Err(format!(
+                    "swap must be `part swap` (got {mp} with --fstype={})",
+                    kind.fstab_type()
+                ));
+            }
+            let n = p.line;
+            return Ok(LayoutPart {
+                line: p.line,
+                role: Role::Swap,
+                name: "swap".into(),
+                type_guid: types::SWAP.into(),
+                guid: ids.uuid(&format!("part:swap:{n}")),
+                fs: Some(Filesystem {
+                    kind,
+                    mountpoint: "swap".into(),
+                    label: label_for(kind)?,
+                    uuid: ids.uuid(&format!("fs:swap:{n}")).to_string(),
+                    options: p.fsoptions.clone().unwrap_or_else(|| "defaults".into()),
+                }),
+                min_mib: size(DEFAULT_PART_MIB),
+                grow: p.grow,
+                max_mib: p.maxsize_mib,
+            });
+        }
+        if !mp.starts_with('/') {
+            return Err(format!(
+                "`{mp}` is not a mount point (it must start with /)"
+            ));
+        }
+        if mp != "/"
+            && (mp.ends_with('/') || mp.contains("//") || mp.contains("/./") || mp.contains("/../"))
+        {
+            return Err(format!("`{mp}` is not a clean mount point"));
+        }
+        let (role, name, type_guid) = match mp {
+            "/" => (Role::Root, "root".to_string(), types::ROOT_X86_64),
+            "/boot" => (Role::Boot, "boot".to_string(), types::XBOOTLDR),
+            "/boot/efi" => (Role::Esp, "EFI-SYSTEM".to_string(), types::ESP),
+            "/var" => (Role::Data, "var".to_string(), types::VAR),
+            "/home" => (Role::Data, "home".to_string(), types::HOME),
+            _ => (
+                Role::Data,
+                mp.trim_start_matches('/')
+                    .replace('/', "-")
+                    .chars()
+                    .take(36)
+                    .collect(),
+                types::LINUX_DATA,
+            ),
+        };
+        if role == Role::Esp && kind != FsKind::Vfat {
+            return Err(format!(
+                "/boot/efi must be vfat or efi, not {}",
+                kind.fstab_type()
+            ));
+        }
+        if role != Role::Esp && kind == FsKind::Vfat && mp.starts_with("/boot") {
+            return Err(format!(
+                "{mp} cannot be vfat: GRUB and ostree need a Linux filesystem there"
+            ));
+        }
+        let min_mib = size(if role == Role::Esp {
+            ESP_MIB
+        } else {
+            DEFAULT_PART_MIB
+        });
+        if role == Role::Esp && min_mib < ESP_MIN_MIB {
+            return Err(format!(
+                "the EFI system partition must be at least {ESP_MIN_MIB} MiB for FAT32 (got {min_mib} MiB)"
+            ));
+        }
+        let uuid = if kind == FsKind::Vfat {
+            ids.fat_id(&format!("fs:{mp}"))
+        } else {
+            ids.uuid(&format!("fs:{mp}")).to_string()
+        };
+        let default_label = match role {
+            Role::Esp => Some("EFI-SYSTEM".to_string()),
+            _ => None,
+        };
+        Ok(LayoutPart {
+            line: p.line,
+            role,
+            name,
+            type_guid: type_guid.into(),
+            guid: ids.uuid(&format!("part:{mp}")),
+            fs: Some(Filesystem {
+                kind,
+                mountpoint: mp.into(),
+                label: label_for(kind)?.or(default_label),
+                uuid,
+                options: p.fsoptions.clone().unwrap_or_else(|| match role {
+                    Role::Esp => "umask=0077,shortname=winnt".into(),
+                    _ => "defaults".into(),
+                }),
+            }),
+            min_mib,
+            grow: p.grow,
+            max_mib: p.maxsize_mib,
+        })
+    }
+
+    /// The filesystems to create, in mount order (parents before children).
+    pub fn filesystems(&self) -> Vec<&Filesystem> {
+        let mut v: Vec<&Filesystem> = self.parts.iter().filter_map(|p| p.fs.as_ref()).collect();
+        v.sort_by_key(|f| {
+            (
+                f.kind == FsKind::Swap,
+                f.mountpoint.matches('/').count(),
+                f.mountpoint.len(),
+            )
+        });
+        v.sort_by_key(|f| f.mountpoint != "/");
+        v
+    }
+
+    /// The filesystem mounted at `mountpoint`.
+    pub fn filesystem(&self, mountpoint: &str) -> Option<&Filesystem> {
+        self.parts
+            .iter()
+            .filter_map(|p| p.fs.as_ref())
+            .find(|f| f.mountpoint == mountpoint)
+    }
+
+    /// Sizes and places the partitions. `needs` maps a mount point to the bytes its filesystem
+    /// needs for the content; `total_bytes` (`--size`) grows the last `--grow` partition.
+    pub fn allocate(
+        &self,
+        needs: &BTreeMap<String, u64>,
+        total_bytes: Option<u64>,
+    ) -> Result<DiskPlan, LayoutError> {
+        let err = |line: usize, message: String| LayoutError {
+            source_name: self.source_name.clone(),
+            line,
+            message,
+        };
+        let mut sizes = Vec::with_capacity(self.parts.len());
+        for p in &self.parts {
+            let need_mib =
+                p.fs.as_ref()
+                    .and_then(|f| needs.get(&f.mountpoint))
+                    .map(|b| b.div_ceil(MIB))
+                    .unwrap_or(0);
+            let what =
+                p.fs.as_ref()
+                    .map(|f| f.mountpoint.clone())
+                    .unwrap_or_else(|| p.name.clone());
+            let mut mib = p.min_mib;
+            if need_mib > mib {
+                if !p.grow {
+                    return Err(err(
+                        p.line,
+                        format!(
+                            "the partition for {what} is {mib} MiB but its content needs about {need_mib} MiB \
+                             (use --size={need_mib} or --grow)"
+                        ),
+                    ));
+                }
+                if let Some(max) = p.max_mib
+                    && need_mib > max
+                {
+                    return Err(err(
+                        p.line,
+                        format!(
+                            "the partition for {what} may grow to {max} MiB (--maxsize) but its content \
+                             needs about {need_mib} MiB"
+                        ),
+                    ));
+                }
+                mib = need_mib;
+            }
+            sizes.push(mib);
+        }
+        // 1 MiB before the first partition, at least 1 MiB after the last (backup GPT).
+        let used_mib: u64 = sizes.iter().sum::<u64>() + 2;
+        let mut total_mib = used_mib;
+        if let Some(t) = total_bytes {
+            let t_mib = t / MIB;
+            if t_mib < used_mib {
+                return Err(err(
+                    0,
+                    format!(
+                        "--size {t_mib} MiB is too small: the layout needs at least {used_mib} MiB"
+                    ),
+                ));
+            }
+            let extra = t_mib - used_mib;
+            if let Some(i) = self.parts.iter().rposition(|p| p.grow) {
+                let p = &self.parts[i];
+                let grown = match p.max_mib {
+                    Some(max) => (sizes[i] + extra).min(max.max(sizes[i])),
+                    None => sizes[i] + extra,
+                };
+                sizes[i] = grown;
+            }
+            total_mib = t_mib;
+        }
+        let mut lba = FIRST_LBA;
+        let mut partitions = Vec::new();
+        for (i, (p, mib)) in self.parts.iter().zip(&sizes).enumerate() {
+            let sectors = mib * MIB / SECTOR;
+            partitions.push(Partition {
+                number: i as u32 + 1,
+                name: p.name.clone(),
+                role: p.role,
+                type_guid: p.type_guid.clone(),
+                guid: p.guid,
+                start_lba: lba,
+                sectors,
+                attributes: if p.role == Role::BiosBoot { 1 << 2 } else { 0 },
+                line: p.line,
+                content: match &p.fs {
+                    None => Content::BiosBoot,
+                    Some(f) => Content::Filesystem(f.clone()),
+                },
+            });
+            lba += sectors;
+        }
+        Ok(DiskPlan {
+            size_bytes: total_mib * MIB,
+            sector_size: SECTOR,
+            disk_guid: self.disk_guid,
+            partitions,
+        })
+    }
+}
+
+/// The disk as it will be written.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct DiskPlan {
+    pub size_bytes: u64,
+    pub sector_size: u64,
+    pub disk_guid: Uuid,
+    pub partitions: Vec<Partition>,
+}
+
+/// One GPT partition, placed.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Partition {
+    pub number: u32,
+    pub name: String,
+    pub role: Role,
+    pub type_guid: String,
+    pub guid: Uuid,
+    pub start_lba: u64,
+    pub sectors: u64,
+    /// GPT attribute bits (bit 2 = legacy BIOS bootable).
+    pub attributes: u64,
+    /// Kickstart line (0 = added by the builder).
+    pub line: usize,
+    pub content: Content,
+}
+
+impl Partition {
+    pub fn offset(&self) -> u64 {
+        self.start_lba * SECTOR
+    }
+    pub fn size(&self) -> u64 {
+        self.sectors * SECTOR
+    }
+}
+
+/// What a partition holds.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(tag = "kind", rename_all = "kebab-case")]
+pub enum Content {
+    /// Raw GRUB core.img.
+    BiosBoot,
+    /// A filesystem (or swap) directly in the partition.
+    Filesystem(Filesystem),
+}
+
+impl DiskPlan {
+    /// Every filesystem with the byte range it occupies in the disk image.
+    pub fn filesystems(&self) -> Vec<(&Filesystem, u64, u64)> {
+        self.partitions
+            .iter()
+            .filter_map(|p| match &p.content {
+                Content::Filesystem(f) => Some((f, p.offset(), p.size())),
+                Content::BiosBoot => None,
+            })
+            .collect()
+    }
+
+    pub fn partition(&self, role: Role) -> Option<&Partition> {
+        self.partitions.iter().find(|p| p.role == role)
+    }
+
+    /// The filesystem that holds `path` (the deepest mount point that is a prefix of it).
+    pub fn filesystem_for(&self, path: &str) -> Option<&Filesystem> {
+        self.filesystems()
+            .into_iter()
+            .map(|(f, _, _)| f)
+            .filter(|f| f.kind != FsKind::Swap && is_under(path, &f.mountpoint))
+            .max_by_key(|f| f.mountpoint.len())
+    }
+}
+
+/// `path` is `mountpoint` or below it.
+pub fn is_under(path: &str, mountpoint: &str) -> bool {
+    mountpoint == "/"
+        || path == mountpoint
+        || (path.starts_with(mountpoint) && path.as_bytes().get(mountpoint.len()) == Some(&b'/'))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::disk::request::*;
+
+    fn part(
+        line: usize,
+        mp: &str,
+        size: Option<u64>,
+        grow: bool,
+        fstype: Option<&str>,
+    ) -> PartitionRequest {
+        PartitionRequest {
+            line,
+            mountpoint: mp.into(),
+            size_mib: size,
+            grow,
+            fstype: fstype.map(Into::into),
+            ..Default::default()
+        }
+    }
+
+    fn req(parts: Vec<PartitionRequest>) -> DiskRequest {
+        DiskRequest {
+            source_name: "test.ks".into(),
+            partitions: parts,
+            ..Default::default()
+        }
+    }
+
+    fn ids() -> IdSource {
+        IdSource::derived(b"seed")
+    }
+
+    #[test]
+    fn plain_layout_adds_platform_partitions_in_anaconda_order() {
+        let r = req(vec![
+            part(3, "/", Some(2000), true, Some("ext4")),
+            part(4, "/boot", Some(512), false, None),
+            part(5, "swap", Some(64), false, None),
+        ]);
+        let l = Layout::from_request(&r, &ids()).unwrap();
+        let roles: Vec<Role> = l.parts.iter().map(|p| p.role).collect();
+        assert_eq!(
+            roles,
+            [
+                Role::BiosBoot,
+                Role::Esp,
+                Role::Boot,
+                Role::Root,
+                Role::Swap
+            ]
+        );
+        let plan = l.allocate(&BTreeMap::new(), None).unwrap();
+        let p: Vec<(u64, u64)> = plan
+            .partitions
+            .iter()
+            .map(|p| (p.start_lba, p.sectors))
+            .collect();
+        assert_eq!(
+            p,
+            [
+                (2048, 2048),
+                (4096, 127 * 2048),
+                (264192, 512 * 2048),
+                (264192 + 512 * 2048, 2000 * 2048),
+                (264192 + 2512 * 2048, 64 * 2048)
+            ]
+        );
+        assert_eq!(plan.size_bytes, (1 + 1 + 127 + 512 + 2000 + 64 + 1) * MIB);
+        assert_eq!(plan.partitions[0].attributes, 4);
+        assert_eq!(
+            plan.filesystem_for("/boot/efi/EFI").unwrap().mountpoint,
+            "/boot/efi"
+        );
+        assert_eq!(
+            plan.filesystem_for("/boot/grub").unwrap().mountpoint,
+            "/boot"
+        );
+        assert_eq!(plan.filesystem_for("/bootx").unwrap().mountpoint, "/");
+    }
+
+    #[test]
+    fn derived_ids_are_stable_and_random_ids_differ() {
+        let r = req(vec![part(1, "/", None, true, None)]);
+        let a = Layout::from_request(&r, &ids()).unwrap();
+        let b = Layout::from_request(&r, &ids()).unwrap();
+        assert_eq!(a, b);
+        let c = Layout::from_request(&r, &IdSource::Random).unwrap();
+        assert_ne!(a.disk_guid, c.disk_guid);
+        let esp = a.filesystem("/boot/efi").unwrap();
+        assert!(esp.fat_volume_id().is_some(), "{}", esp.uuid);
+        assert_eq!(esp.uuid.len(), 9);
+    }
+
+    #[test]
+    fn grow_takes_content_needs_and_cli_size() {
+        let r = req(vec![
+            part(1, "/", Some(100), true, None),
+            part(2, "/boot", Some(300), false, None),
+        ]);
+        let l = Layout::from_request(&r, &ids()).unwrap();
+        let needs = BTreeMap::from([("/".to_string(), 700 * MIB + 1)]);
+        let plan = l.allocate(&needs, None).unwrap();
+        let root = plan.partition(Role::Root).unwrap();
+        assert_eq!(root.sectors, 701 * 2048);
+        let plan = l.allocate(&needs, Some(2048 * MIB)).unwrap();
+        assert_eq!(plan.size_bytes, 2048 * MIB);
+        let root = plan.partition(Role::Root).unwrap();
+        assert_eq!(root.start_lba * SECTOR + root.size(), 2047 * MIB);
+        let e = l.allocate(&needs, Some(500 * MIB)).unwrap_err();
+        assert!(e.to_string().contains("too small"), "{e}");
+    }
+
+    #[test]
+    fn fixed_partition_too_small_says_how_much_is_needed() {
+        let r = req(vec![part(7, "/", Some(100), false, None)]);
+        let l = Layout::from_request(&r, &ids()).unwrap();
+        let e = l
+            .allocate(&BTreeMap::from([("/".to_string(), 250 * MIB)]), None)
+            .unwrap_err();
+        assert_eq!(e.line, 7);
+        let msg = e.to_string();
+        assert!(msg.starts_with("test.ks:7: "), "{msg}");
+        assert!(msg.contains("250 MiB"), "{msg}");
+    }
+
+    #[test]
+    fn bad_requests_name_the_line() {
+        let cases: Vec<(DiskRequest, usize, &str)> = vec![
+            (
+                req(vec![
+                    part(2, "/", None, true, None),
+                    part(5, "/", None, false, None),
+                ]),
+                5,
+                "two partitions for /",
+            ),
+            (
+                req(vec![part(3, "/", None, true, Some("reiserfs"))]),
+                3,
+                "unknown fstype `reiserfs`",
+            ),
+            (
+                req(vec![part(4, "/", None, true, Some("xfs"))]),
+                4,
+                "xfs is not supported yet",
+            ),
+            (
+                req(vec![part(6, "pv.01", None, true, None)]),
+                6,
+                "LVM is not supported yet",
+            ),
+            (
+                req(vec![part(1, "/boot", None, false, None)]),
+                0,
+                "no partition for /",
+            ),
+            (
+                req(vec![
+                    part(1, "/", None, true, None),
+                    part(2, "/boot/efi", Some(10), false, None),
+                ]),
+                2,
+                "at least 36 MiB",
+            ),
+            (
+                req(vec![
+                    part(1, "/", None, true, None),
+                    part(8, "/boot/efi", None, false, Some("ext4")),
+                ]),
+                8,
+                "must be vfat",
+            ),
+            (
+                req(vec![part(9, "home", None, true, None)]),
+                9,
+                "not a mount point",
+            ),
+        ];
+        for (r, line, text) in cases {
+            let e = Layout::from_request(&r, &ids()).unwrap_err();
+            assert_eq!(e.line, line, "{e}");
+            assert!(e.to_string().contains(text), "{e} does not contain {text}");
+        }
+        let mut r = req(vec![part(1, "/", None, true, None)]);
+        r.unsupported.push(Located {
+            line: 12,
+            value: "volgroup atomicos pv.01".into(),
+        });
+        let e = Layout::from_request(&r, &ids()).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "test.ks:12: volgroup atomicos pv.01 is not supported yet (LVM, RAID and btrfs volumes are a later issue)"
+        );
+    }
+
+    #[test]
+    fn autopart_plain_and_reqpart() {
+        let mut r = req(vec![]);
+        r.autopart = Some(AutopartRequest {
+            line: 2,
+            kind: Some("plain".into()),
+            fstype: Some("btrfs".into()),
+            noswap: false,
+        });
+        let l = Layout::from_request(&r, &ids()).unwrap();
+        let mps: Vec<&str> = l
+            .filesystems()
+            .iter()
+            .map(|f| f.mountpoint.as_str())
+            .collect();
+        assert_eq!(mps, ["/", "/boot", "/boot/efi"]);
+        assert_eq!(l.filesystem("/").unwrap().kind, FsKind::Btrfs);
+        r.autopart.as_mut().unwrap().kind = Some("lvm".into());
+        assert!(
+            Layout::from_request(&r, &ids())
+                .unwrap_err()
+                .to_string()
+                .contains("test.ks:2: autopart --type=lvm")
+        );
+
+        let mut r = req(vec![part(3, "/", None, true, None)]);
+        r.reqpart = Some(ReqpartRequest {
+            line: 1,
+            add_boot: true,
+        });
+        let l = Layout::from_request(&r, &ids()).unwrap();
+        assert!(l.filesystem("/boot").is_some());
+        assert_eq!(l.parts.len(), 4);
+    }
+}

@@ -1,0 +1,102 @@
+//! The layout request: what a kickstart asks of the disk, as plain data.
+//!
+//! This is the disk area's own input type. The kickstart adapter fills it from the parsed kickstart
+//! (each item keeps its kickstart line so that errors can name it); tests build it directly.
+
+use serde::Serialize;
+
+/// Everything about the target disk and boot that a kickstart can say.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct DiskRequest {
+    /// Name used in errors (`FILE:LINE: …`), usually the kickstart path.
+    pub source_name: String,
+    /// `part` / `partition` lines, in kickstart order.
+    pub partitions: Vec<PartitionRequest>,
+    /// `reqpart` (with `--add-boot`).
+    pub reqpart: Option<ReqpartRequest>,
+    /// `autopart` (only `--type=plain` is supported).
+    pub autopart: Option<AutopartRequest>,
+    /// `bootloader`.
+    pub bootloader: BootloaderRequest,
+    /// `clearpart`, `zerombr`, `ignoredisk`: accepted, meaningless for a fresh image file.
+    pub accepted_noops: Vec<Located<String>>,
+    /// Lines that ask for something this builder does not support yet (LVM `volgroup`/`logvol`,
+    /// `raid`, `btrfs` volumes…): each becomes a "not supported yet" error naming the line.
+    pub unsupported: Vec<Located<String>>,
+}
+
+/// A value with the kickstart line it came from (0 = not from a line).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Located<T> {
+    pub line: usize,
+    pub value: T,
+}
+
+/// One `part` line.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct PartitionRequest {
+    pub line: usize,
+    /// Mount point or special name: `/`, `/boot`, `swap`, `biosboot`, `/boot/efi`, `pv.01`, …
+    pub mountpoint: String,
+    /// `--fstype`.
+    pub fstype: Option<String>,
+    /// `--size` in MiB.
+    pub size_mib: Option<u64>,
+    /// `--grow`.
+    pub grow: bool,
+    /// `--maxsize` in MiB.
+    pub maxsize_mib: Option<u64>,
+    /// `--label`.
+    pub label: Option<String>,
+    /// `--fsoptions` (used in fstab).
+    pub fsoptions: Option<String>,
+}
+
+/// `reqpart`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct ReqpartRequest {
+    pub line: usize,
+    pub add_boot: bool,
+}
+
+/// `autopart`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct AutopartRequest {
+    pub line: usize,
+    /// `--type` (None = Anaconda's default, which is LVM: refused like LVM).
+    pub kind: Option<String>,
+    /// `--fstype`.
+    pub fstype: Option<String>,
+    /// `--nohome`/`--noswap` etc. are irrelevant: this builder never adds /home or swap.
+    pub noswap: bool,
+}
+
+/// `bootloader`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct BootloaderRequest {
+    pub line: usize,
+    /// `--append`, split into kernel arguments.
+    pub append: Vec<String>,
+    /// `--timeout` in seconds.
+    pub timeout: Option<u32>,
+    /// `--location=none` / `--disabled`: no bootloader is installed.
+    pub disabled: bool,
+}
+
+/// `ostreesetup`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct OstreeSetup {
+    pub line: usize,
+    pub osname: String,
+    pub remote: Option<String>,
+    pub url: String,
+    pub reference: String,
+    pub nogpg: bool,
+}
+
+impl OstreeSetup {
+    /// The remote name: `--remote`, defaulting to `--osname` (as Anaconda does).
+    pub fn remote_name(&self) -> &str {
+        self.remote.as_deref().unwrap_or(&self.osname)
+    }
+}
