@@ -86,6 +86,47 @@ fn oracle(ks: &Path) -> Oracle {
     serde_json::from_slice(&out.stdout).unwrap()
 }
 
+/// Our validator on `ks` (ksvalidator -i semantics) for the file's own `#version=`.
+fn our_validation(ks: &Path) -> kickstart::Report {
+    let text = fs::read_to_string(ks).unwrap();
+    let version = kickstart::Version::from_text(&text)
+        .unwrap_or_else(|| panic!("{}: no known #version= line", ks.display()));
+    kickstart::validate_file(ks.to_str().unwrap(), version)
+}
+
+/// `(line, name)` of every command our parser saw, in file order.
+fn our_commands(r: &kickstart::Report) -> Vec<(usize, String)> {
+    let mut c: Vec<(usize, String)> = r
+        .kickstart
+        .commands
+        .iter()
+        .map(|c| (c.location.line, c.name.clone()))
+        .collect();
+    c.sort();
+    c
+}
+
+/// `(line, name)` of every command line pykickstart saw, with repeated uses of a single-instance
+/// command (as our model marks them) kept at their last line, as our model merges them.
+fn oracle_commands(v: &Oracle, ours: &kickstart::Report) -> Vec<(usize, String)> {
+    let single: Vec<&str> = ours
+        .kickstart
+        .commands
+        .iter()
+        .filter(|c| !c.list)
+        .map(|c| c.name.as_str())
+        .collect();
+    let mut c: Vec<(usize, String)> = Vec::new();
+    for (l, a) in &v.commands {
+        if single.contains(&a[0].as_str()) {
+            c.retain(|(_, n)| n != &a[0]);
+        }
+        c.push((*l as usize, a[0].clone()));
+    }
+    c.sort();
+    c
+}
+
 #[test]
 fn checked_in_outputs_are_exactly_what_render_produces() {
     let tmp = tempfile::tempdir().unwrap();
@@ -158,8 +199,20 @@ fn rendered_kickstarts_pass_pykickstart_for_their_version() {
                 p.display()
             );
             checked += 1;
-            // PLACEHOLDER(kickstart crate): when `kickstart` lands on main, also assert that
-            // `imagebuilder ks validate <p>` accepts the file here.
+            let ours = our_validation(&p);
+            assert!(
+                ours.is_valid(false),
+                "{}: {:?}",
+                p.display(),
+                ours.diagnostics
+            );
+            // Both parsers see the same commands on the same lines.
+            assert_eq!(
+                our_commands(&ours),
+                oracle_commands(&v, &ours),
+                "{}: our parser and pykickstart disagree",
+                p.display()
+            );
         }
     }
     assert!(checked >= 5, "only {checked} kickstarts checked");
@@ -323,9 +376,31 @@ fn hostile_values_never_change_the_kickstart_shape() {
                 "hostile={hostile} {name}: {:?}",
                 v.errors
             );
+            let ours = our_validation(&out.join(&name));
+            assert!(
+                ours.is_valid(false),
+                "hostile={hostile} {name}: {:?}",
+                ours.diagnostics
+            );
+            // Our parser counts the same commands on the same lines as pykickstart, and the same
+            // number of scripts; the shape comparison below then covers both parsers.
+            let our_cmds = our_commands(&ours);
+            assert_eq!(
+                our_cmds,
+                oracle_commands(&v, &ours),
+                "hostile={hostile} {name}"
+            );
+            assert_eq!(
+                ours.kickstart.scripts.len(),
+                v.scripts.len(),
+                "hostile={hostile} {name}"
+            );
             let names: Vec<String> = v.commands.iter().map(|(_, a)| a[0].clone()).collect();
             let tokens: Vec<usize> = v.commands.iter().map(|(_, a)| a.len()).collect();
-            shape.insert(name.clone(), (names, tokens, v.scripts.len()));
+            shape.insert(
+                name.clone(),
+                (names, tokens, v.scripts.len(), our_cmds.len()),
+            );
             // Values arrive intact, as single tokens.
             for (_, args) in &v.commands {
                 let find = |opt: &str| {
