@@ -603,6 +603,50 @@ fn bad_input_errors() {
     );
 }
 
+/// A template bug that yields an invalid kickstart is caught by our validator before anything is
+/// written: the error names the output file and line, and the output directory stays absent.
+#[test]
+fn template_producing_an_invalid_kickstart_writes_nothing() {
+    let tmp = tempfile::tempdir().unwrap();
+    let tdir = tmp.path().join("templates");
+    copy_dir(&root().join("templates"), &tdir);
+    let cloud = tdir.join("cloud.ks.hbs");
+    let reboot_line = fs::read_to_string(root().join("kickstarts/fedora-atomic-29.ks"))
+        .unwrap()
+        .lines()
+        .position(|l| l == "reboot")
+        .expect("the cloud kickstart has a reboot line")
+        + 1;
+    for (bad, what) in [
+        ("frobnicate --now\n", "Unknown command: frobnicate"),
+        ("zerombr --bogus\n", "--bogus"),
+    ] {
+        let text = fs::read_to_string(root().join("templates/cloud.ks.hbs"))
+            .unwrap()
+            .replace("reboot\n", &format!("reboot\n{bad}"));
+        fs::write(&cloud, text).unwrap();
+        let out = tmp.path().join("out");
+        let o = run(&[
+            "render",
+            "--config",
+            root().join("kickstarts/config.ini").to_str().unwrap(),
+            "--templates",
+            tdir.to_str().unwrap(),
+            "--output-dir",
+            out.to_str().unwrap(),
+        ]);
+        let err = stderr(&o);
+        assert!(!o.status.success(), "{bad:?} was accepted");
+        let at = format!("kickstarts/fedora-atomic-29.ks:{}: error", reboot_line + 1);
+        assert!(
+            err.contains(&at) && err.contains(what),
+            "{bad:?}: want `{at}`: {err}"
+        );
+        assert!(err.contains("cloud.ks.hbs"), "{err}");
+        assert!(!out.exists(), "{bad:?}: partial output written");
+    }
+}
+
 fn copy_dir(from: &Path, to: &Path) {
     fs::create_dir_all(to).unwrap();
     for e in fs::read_dir(from).unwrap() {

@@ -8,8 +8,9 @@
 //!   for kickstart command tokens, `sh` for shell lines inside `%post`, `xml` for TDL; a template
 //!   with a bare `{{value}}`, or with a helper of the wrong target, is rejected when loaded;
 //! * a value that cannot be represented safely (e.g. a newline) is an error naming the config key;
-//! * everything is rendered (and every TDL validated) before anything is written; files are written
-//!   atomically.
+//! * everything is rendered and validated (every TDL by [`crate::tdl`], every kickstart by the
+//!   `kickstart` crate with ksvalidator `-i` semantics for its `kickstart_version`) before anything
+//!   is written; files are written atomically.
 //!
 //! Template names map to outputs (`<name>` is the config's [`Config::name`]):
 //!
@@ -296,7 +297,10 @@ impl Templates {
                 .with_context(|| format!("profile `{profile}`"))?;
             let path = Path::new(kind.dir).join(format!("{}{}", cfg.name(), kind.suffix));
             let is_ks = kind.dir == "kickstarts";
-            if !is_ks {
+            if is_ks {
+                validate_kickstart(&path, &contents, &cfg.kickstart_version())
+                    .with_context(|| format!("profile `{profile}` (template {})", kind.template))?;
+            } else {
                 crate::tdl::parse(&contents).map_err(|e| {
                     anyhow::anyhow!(
                         "profile `{profile}`: rendered {} does not validate:\n{e}",
@@ -314,6 +318,30 @@ impl Templates {
         }
         Ok(out)
     }
+}
+
+/// Checks a rendered kickstart with our validator, ksvalidator `-i` semantics (warnings are errors)
+/// for syntax `version`; the error names `path` and the line of every problem.
+pub fn validate_kickstart(path: &Path, contents: &str, version: &str) -> Result<()> {
+    let v = kickstart::Version::parse(version).with_context(|| {
+        format!("key `kickstart_version`: `{version}` is not a kickstart syntax version pykickstart knows")
+    })?;
+    // Rendered kickstarts are self-contained: an `%include` has nothing to resolve against.
+    let report = kickstart::parse_with(
+        contents,
+        &path.display().to_string(),
+        &kickstart::Options::validate(v),
+        &kickstart::MemLoader::default(),
+    );
+    if !report.is_valid(false) {
+        let problems: Vec<String> = report.diagnostics.iter().map(|d| d.render()).collect();
+        bail!(
+            "rendered {} is not a valid {v} kickstart:\n{}",
+            path.display(),
+            problems.join("\n")
+        );
+    }
+    Ok(())
 }
 
 fn describe(template: &str, e: &RenderError) -> String {
@@ -434,6 +462,16 @@ mod tests {
         assert!(e.to_string().contains("ostree_url"), "{e}");
         assert!(check_expressions("t.xml.hbs", "<a>{{ks name}}</a>").is_err());
         assert!(check_expressions("x.ks.hbs", "{{xml name}}").is_err());
+    }
+
+    #[test]
+    fn rendered_kickstarts_are_validated_with_file_and_line() {
+        let p = Path::new("kickstarts/x.ks");
+        validate_kickstart(p, "#version=F29\nreboot\n", "F29").unwrap();
+        let e = validate_kickstart(p, "#version=F29\nreboot\nnosuchcmd\n", "F29").unwrap_err();
+        assert!(e.to_string().contains("kickstarts/x.ks:3: error"), "{e}");
+        let e = validate_kickstart(p, "reboot\n", "F0").unwrap_err();
+        assert!(e.to_string().contains("`kickstart_version`"), "{e}");
     }
 
     #[test]
