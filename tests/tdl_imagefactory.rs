@@ -232,13 +232,25 @@ fn without_imagefactory_it_says_so_and_points_to_native() {
         "{err}"
     );
     assert!(!out.exists());
-    let o = base(&["--native"]);
+    // --native makes kvm and raw only: another type is refused by name before anything is written.
+    let koji = tmp.path().join("koji.conf");
+    let o = base(&[
+        "--native",
+        "-i",
+        "vsphere",
+        "--koji-config",
+        koji.to_str().unwrap(),
+        "--koji-target",
+        "t",
+    ]);
     assert!(!o.status.success());
+    let err = stderr(&o);
     assert!(
-        stderr(&o).contains("not available in this build yet"),
-        "{}",
-        stderr(&o)
+        err.contains("image type `vsphere` is not supported with --native")
+            && err.contains("kvm (qcow2) and raw"),
+        "{err}"
     );
+    assert!(!out.exists() && !koji.exists());
     // Bad inputs: unknown type, invalid TDL.
     let o = Command::new(BIN)
         .args(["imagefactory", "--tdl", "x.tdl", "-k", "x.ks", "-i", "qcow"])
@@ -340,5 +352,68 @@ fn writes_koji_image_build_configs() {
     assert_eq!(
         vagrant["factory-parameters"]["vagrant_sync_directory"],
         "/home/vagrant/sync"
+    );
+}
+
+/// `--native` builds with imagebuilder's own disk builder (no ImageFactory on PATH): the checked-in
+/// demo kickstart and the cached demo tree become `OUTDIR/images/<TDL name>.raw`, a valid GPT disk
+/// holding the demo commit. One raw build (~15–30 s once the demo tree is cached).
+#[test]
+fn native_builds_the_demo_kickstart_without_imagefactory() {
+    let tree = imagebuilder::tree::demo::ensure_demo_tree(None).unwrap();
+    let tmp = tempfile::tempdir().unwrap();
+    let out = tmp.path().join("out");
+    let o = Command::new(BIN)
+        .env("PATH", "/usr/sbin:/usr/bin:/sbin:/bin")
+        .args(["imagefactory", "--native", "--tdl"])
+        .arg(root().join("tdl/fedora-atomic-29.tdl"))
+        .arg("-k")
+        .arg(root().join("kickstarts/demo-qcow2.ks"))
+        .args(["-i", "raw", "--ostreerepo"])
+        .arg(&tree.repo)
+        .arg("-o")
+        .arg(&out)
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", stderr(&o));
+    let images = out.join("images");
+    let raw = images.join("fedora-atomic-29.raw");
+    assert!(
+        String::from_utf8_lossy(&o.stdout).contains(raw.to_str().unwrap()),
+        "{}",
+        String::from_utf8_lossy(&o.stdout)
+    );
+    let v = Command::new("sgdisk").arg("-v").arg(&raw).output().unwrap();
+    let v = String::from_utf8_lossy(&v.stdout);
+    assert!(v.contains("No problems found"), "{v}");
+    let meta: serde_json::Value =
+        serde_json::from_slice(&fs::read(images.join("metadata.json")).unwrap()).unwrap();
+    assert_eq!(meta["source"]["commit"], tree.commit.as_str());
+    assert_eq!(meta["outputs"].as_array().unwrap().len(), 1, "{meta}");
+    let sums = Command::new("sha256sum")
+        .args(["-c", "SHA256SUMS"])
+        .current_dir(&images)
+        .output()
+        .unwrap();
+    assert!(
+        sums.status.success(),
+        "{}",
+        String::from_utf8_lossy(&sums.stdout)
+    );
+    // Same rule as the ImageFactory chain: an existing output directory needs --overwrite.
+    let again = Command::new(BIN)
+        .args(["imagefactory", "--native", "--tdl"])
+        .arg(root().join("tdl/fedora-atomic-29.tdl"))
+        .arg("-k")
+        .arg(root().join("kickstarts/demo-qcow2.ks"))
+        .args(["-i", "raw", "-o"])
+        .arg(&out)
+        .output()
+        .unwrap();
+    assert!(!again.status.success());
+    assert!(
+        stderr(&again).contains("already exists"),
+        "{}",
+        stderr(&again)
     );
 }

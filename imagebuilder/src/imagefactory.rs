@@ -5,7 +5,8 @@
 //!
 //! The plan (which commands, in which order, with which parameters) is plain data built by pure
 //! functions ([`base_image_args`], [`target_image_args`], [`koji_config`]), so it is testable alone;
-//! [`run_chain`] executes it.
+//! [`run_chain`] executes it. [`run_native`] builds the disk types (kvm, raw) with imagebuilder's own
+//! disk builder instead, where ImageFactory is not available.
 
 use std::collections::BTreeMap;
 use std::ffi::OsString;
@@ -16,6 +17,11 @@ use std::str::FromStr;
 use anyhow::{Context, Result, bail};
 
 use crate::cmd::CommandExt;
+use crate::disk::from_kickstart::{
+    KickstartImageOptions, build_from_kickstart_file, source_date_epoch_from_env,
+};
+use crate::disk::outputs::OutputFormat;
+use crate::disk::pipeline::BuildResult;
 use crate::tdl::{Install, Template};
 
 /// The program this module drives.
@@ -242,6 +248,67 @@ pub fn parse_built(stdout: &str, storage: &Path) -> Result<Built> {
         .map(PathBuf::from)
         .unwrap_or_else(|| storage.join(format!("{id}.body")));
     Ok(Built { id, data })
+}
+
+/// The image types `--native` (imagebuilder's own disk builder) makes, and their formats.
+pub const NATIVE_TYPES: &[(ImageType, OutputFormat)] = &[
+    (ImageType::Kvm, OutputFormat::Qcow2),
+    (ImageType::Raw, OutputFormat::Raw),
+];
+
+/// The native builder's formats for `types`; a type it does not make is an error naming it.
+pub fn native_formats(types: &[ImageType]) -> Result<Vec<OutputFormat>> {
+    types
+        .iter()
+        .map(|t| {
+            NATIVE_TYPES
+                .iter()
+                .find(|(n, _)| n == t)
+                .map(|(_, f)| *f)
+                .with_context(|| {
+                    format!(
+                        "image type `{}` is not supported with --native: imagebuilder's disk builder \
+                         makes {} (qcow2) and {}; build `{}` with ImageFactory or hand it to Koji \
+                         (--koji-config)",
+                        t.as_str(),
+                        NATIVE_TYPES[0].0.as_str(),
+                        NATIVE_TYPES[1].0.as_str(),
+                        t.as_str()
+                    )
+                })
+        })
+        .collect()
+}
+
+/// `--native`: builds the request's types from its kickstart with imagebuilder's own disk builder
+/// ([`crate::disk::from_kickstart::build_from_kickstart_file`], as `imagebuilder image` does) into
+/// `OUTDIR/images/<os_nr>.{qcow2,raw}`, the names the ImageFactory chain uses. `OUTDIR` must not
+/// exist unless `overwrite`. `ostree_repo` pulls from a local repository instead of the
+/// kickstart's URL (as `imagebuilder image --ostreerepo`).
+pub fn run_native(
+    req: &Request,
+    outdir: &Path,
+    overwrite: bool,
+    ostree_repo: Option<&Path>,
+) -> Result<BuildResult> {
+    let formats = native_formats(&req.types)?;
+    if outdir.exists() && !overwrite {
+        bail!(
+            "The directory {} already exists (use --overwrite)",
+            outdir.display()
+        );
+    }
+    let opts = KickstartImageOptions {
+        ostree_repo: ostree_repo.map(Path::to_path_buf),
+        formats,
+        outdir: outdir.join("images"),
+        name: Some(req.os_nr.clone()),
+        overwrite,
+        source_date_epoch: source_date_epoch_from_env()?,
+        ..Default::default()
+    };
+    build_from_kickstart_file(&req.kickstart, opts)
+        .with_context(|| format!("building {} natively", req.kickstart.display()))
 }
 
 /// Runs the chain and fills `OUTDIR/images` (+ `SHA256SUMS`) and `OUTDIR/logs`. The output appears

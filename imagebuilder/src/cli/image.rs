@@ -3,11 +3,13 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use anyhow::{Context, Result, bail};
+use anyhow::Result;
 use clap::Args;
-use imagebuilder::disk::hooks::{KickstartConfig, KickstartPost};
+use imagebuilder::disk::from_kickstart::{
+    KickstartImageOptions, build_from_kickstart_file, source_date_epoch_from_env,
+};
 use imagebuilder::disk::outputs::OutputFormat;
-use imagebuilder::disk::pipeline::{ImageJob, build_image};
+use imagebuilder::disk::pipeline::BuildResult;
 
 /// Options of `imagebuilder image` (rpm-ostree-toolbox `imagefactory` names where they exist).
 #[derive(Debug, Args)]
@@ -85,42 +87,8 @@ pub fn parse_size(s: &str) -> Result<u64, String> {
         .ok_or_else(|| format!("`{s}` is too large"))
 }
 
-fn source_date_epoch() -> Result<Option<i64>> {
-    match std::env::var("SOURCE_DATE_EPOCH") {
-        Ok(v) if !v.is_empty() => {
-            Ok(Some(v.trim().parse().with_context(|| {
-                format!("SOURCE_DATE_EPOCH={v} is not a number")
-            })?))
-        }
-        _ => Ok(None),
-    }
-}
-
 pub fn run(a: ImageArgs) -> Result<ExitCode> {
-    let source_name = a.kickstart.display().to_string();
-    if !a.kickstart.is_file() {
-        bail!("kickstart {source_name} not found");
-    }
-    let ks = kickstart::parse_file(&source_name, kickstart::Version::devel())
-        .map_err(|d| anyhow::anyhow!("{d}"))?;
-    let (disk, ostreesetup) = imagebuilder::disk::from_kickstart::from_kickstart(&ks, &source_name);
-    let name = match a.name {
-        Some(n) => n,
-        None => a
-            .kickstart
-            .file_stem()
-            .map(|s| s.to_string_lossy().into_owned())
-            .filter(|s| !s.is_empty())
-            .context("cannot derive an output name from the kickstart path; pass --name")?,
-    };
-    if let Some(repo) = &a.ostreerepo
-        && !repo.is_dir()
-    {
-        bail!("--ostreerepo {}: no such directory", repo.display());
-    }
-    let job = ImageJob {
-        disk,
-        ostreesetup,
+    let opts = KickstartImageOptions {
         ostree_repo: a.ostreerepo,
         preserve_ks_url: a.preserve_ks_url,
         reference: a.reference,
@@ -129,30 +97,31 @@ pub fn run(a: ImageArgs) -> Result<ExitCode> {
         formats: a.formats,
         qcow2_compress: a.compress,
         outdir: a.outdir.clone(),
-        name,
+        name: a.name,
         overwrite: a.overwrite,
         size: a.size,
-        kickstart_path: Some(a.kickstart.clone()),
-        kickstart_sha256: Some(imagebuilder::disk::outputs::sha256_file(&a.kickstart)?),
-        source_date_epoch: source_date_epoch()?,
+        source_date_epoch: source_date_epoch_from_env()?,
     };
-    let config = KickstartConfig { ks: &ks };
-    let post = KickstartPost { ks: &ks };
-    let result = build_image(&job, &[&config, &post])?;
+    let result = build_from_kickstart_file(&a.kickstart, opts)?;
     if a.json {
         println!("{}", serde_json::to_string_pretty(&result)?);
     } else {
-        for o in &result.outputs {
-            println!("{}", a.outdir.join(&o.file).display());
-        }
-        println!(
-            "commit {} ({}), log {}",
-            result.commit,
-            result.reference,
-            result.log.display()
-        );
+        print_result(&a.outdir, &result);
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// One line per output file, then the commit and the log.
+pub fn print_result(outdir: &std::path::Path, result: &BuildResult) {
+    for o in &result.outputs {
+        println!("{}", outdir.join(&o.file).display());
+    }
+    println!(
+        "commit {} ({}), log {}",
+        result.commit,
+        result.reference,
+        result.log.display()
+    );
 }
 
 #[cfg(test)]

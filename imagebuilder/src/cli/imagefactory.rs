@@ -39,9 +39,13 @@ pub struct ImagefactoryArgs {
     /// Do not gzip/zip the results
     #[arg(long)]
     no_compression: bool,
-    /// Build with imagebuilder's own disk builder instead of ImageFactory
+    /// Build with imagebuilder's own disk builder instead of ImageFactory (types kvm and raw;
+    /// without -i: both)
     #[arg(long)]
     native: bool,
+    /// With --native: pull the commit from this local OSTree repository instead of the kickstart's URL
+    #[arg(long, value_name = "REPO", requires = "native")]
+    ostreerepo: Option<PathBuf>,
     /// Also write a Koji image-build config for these inputs to this file
     #[arg(long, value_name = "OUT", requires = "koji_target")]
     koji_config: Option<PathBuf>,
@@ -60,12 +64,12 @@ pub struct ImagefactoryArgs {
 }
 
 pub fn run(a: ImagefactoryArgs) -> Result<ExitCode> {
-    let mut req = Request::new(
-        &a.tdl,
-        &a.kickstart,
-        a.vkickstart.as_deref(),
-        a.images.clone(),
-    )?;
+    let types = if a.native && a.images.is_empty() {
+        imagefactory::NATIVE_TYPES.iter().map(|(t, _)| *t).collect()
+    } else {
+        a.images.clone()
+    };
+    let mut req = Request::new(&a.tdl, &a.kickstart, a.vkickstart.as_deref(), types)?;
     if let Some(cfg) = &a.config {
         let loaded = imagebuilder::config::load(cfg, a.profile.as_deref())?;
         let c = &loaded.config;
@@ -96,9 +100,8 @@ pub fn run(a: ImagefactoryArgs) -> Result<ExitCode> {
         bail!("nothing to do: give --outputdir to build images and/or --koji-config OUT");
     }
     if a.native {
-        bail!(
-            "--native (imagebuilder's own disk builder, no ImageFactory) is not available in this build yet"
-        );
+        // Refuse unsupported types before anything is written (Koji config included).
+        imagefactory::native_formats(&req.types)?;
     }
     if let Some(out) = &a.koji_config {
         let opts = KojiOptions {
@@ -114,7 +117,12 @@ pub fn run(a: ImagefactoryArgs) -> Result<ExitCode> {
             println!("{} (kickstart {})", path.display(), cfg.kickstart.display());
         }
     }
-    if let Some(outdir) = &a.outputdir {
+    if let Some(outdir) = &a.outputdir
+        && a.native
+    {
+        let result = imagefactory::run_native(&req, outdir, a.overwrite, a.ostreerepo.as_deref())?;
+        super::image::print_result(&outdir.join("images"), &result);
+    } else if let Some(outdir) = &a.outputdir {
         let files = imagefactory::run_chain(&req, outdir, a.overwrite, &a.imagefactory_storage)?;
         for f in files {
             println!("{}", f.display());

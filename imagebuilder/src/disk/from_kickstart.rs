@@ -1,7 +1,15 @@
 //! Adapter: the `kickstart` crate's typed model → the disk area's [`DiskRequest`] and
 //! [`OstreeSetup`]. Every item keeps its kickstart line, so layout errors name it.
+//! [`build_from_kickstart_file`] is the whole kickstart-file → disk image build the CLI runs.
 
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result, bail};
 use kickstart::{Kickstart, typed};
+
+use super::hooks::{KickstartConfig, KickstartPost};
+use super::outputs::OutputFormat;
+use super::pipeline::{BuildResult, ImageJob, build_image};
 
 use super::request::{
     AutopartRequest, BootloaderRequest, DiskRequest, Located, OstreeSetup, PartitionRequest,
@@ -117,6 +125,92 @@ pub fn from_kickstart(ks: &Kickstart, source_name: &str) -> (DiskRequest, Option
         nogpg: o.nogpg,
     });
     (req, ostree)
+}
+
+/// What a kickstart-driven build needs besides the kickstart (the options of `imagebuilder image`,
+/// which `imagebuilder imagefactory --native` shares).
+#[derive(Debug, Clone, Default)]
+pub struct KickstartImageOptions {
+    /// Pull from this local repository instead of the kickstart's URL.
+    pub ostree_repo: Option<PathBuf>,
+    /// Keep the kickstart's URL as the image's remote even with `ostree_repo`.
+    pub preserve_ks_url: bool,
+    /// Overrides `ostreesetup --ref`.
+    pub reference: Option<String>,
+    pub nogpg: bool,
+    pub gpg_keys: Vec<PathBuf>,
+    pub formats: Vec<OutputFormat>,
+    pub qcow2_compress: bool,
+    pub outdir: PathBuf,
+    /// Base name of the outputs; default: the kickstart's file name without extension.
+    pub name: Option<String>,
+    pub overwrite: bool,
+    /// Total disk size in bytes.
+    pub size: Option<u64>,
+    /// Reproducible ids and timestamps (see [`source_date_epoch_from_env`]).
+    pub source_date_epoch: Option<i64>,
+}
+
+/// `SOURCE_DATE_EPOCH` from the environment (unset or empty: `None`).
+pub fn source_date_epoch_from_env() -> Result<Option<i64>> {
+    match std::env::var("SOURCE_DATE_EPOCH") {
+        Ok(v) if !v.is_empty() => {
+            Ok(Some(v.trim().parse().with_context(|| {
+                format!("SOURCE_DATE_EPOCH={v} is not a number")
+            })?))
+        }
+        _ => Ok(None),
+    }
+}
+
+/// Builds disk images from the kickstart file at `kickstart`: parses it, reads its disk layout and
+/// `ostreesetup`, and runs [`build_image`] with the kickstart's system configuration and `%post`
+/// hooks.
+pub fn build_from_kickstart_file(
+    kickstart: &Path,
+    opts: KickstartImageOptions,
+) -> Result<BuildResult> {
+    let source_name = kickstart.display().to_string();
+    if !kickstart.is_file() {
+        bail!("kickstart {source_name} not found");
+    }
+    let ks = kickstart::parse_file(&source_name, kickstart::Version::devel())
+        .map_err(|d| anyhow::anyhow!("{d}"))?;
+    let (disk, ostreesetup) = from_kickstart(&ks, &source_name);
+    let name = match opts.name {
+        Some(n) => n,
+        None => kickstart
+            .file_stem()
+            .map(|s| s.to_string_lossy().into_owned())
+            .filter(|s| !s.is_empty())
+            .context("cannot derive an output name from the kickstart path; pass --name")?,
+    };
+    if let Some(repo) = &opts.ostree_repo
+        && !repo.is_dir()
+    {
+        bail!("--ostreerepo {}: no such directory", repo.display());
+    }
+    let job = ImageJob {
+        disk,
+        ostreesetup,
+        ostree_repo: opts.ostree_repo,
+        preserve_ks_url: opts.preserve_ks_url,
+        reference: opts.reference,
+        nogpg: opts.nogpg,
+        gpg_keys: opts.gpg_keys,
+        formats: opts.formats,
+        qcow2_compress: opts.qcow2_compress,
+        outdir: opts.outdir,
+        name,
+        overwrite: opts.overwrite,
+        size: opts.size,
+        kickstart_path: Some(kickstart.to_path_buf()),
+        kickstart_sha256: Some(super::outputs::sha256_file(kickstart)?),
+        source_date_epoch: opts.source_date_epoch,
+    };
+    let config = KickstartConfig { ks: &ks };
+    let post = KickstartPost { ks: &ks };
+    build_image(&job, &[&config, &post])
 }
 
 #[cfg(test)]
