@@ -5,4 +5,5 @@
 
 pub mod cmd;
 pub mod fsutil;
+pub mod ks;
 pub mod logging;

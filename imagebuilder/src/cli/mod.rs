@@ -5,6 +5,8 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
+mod ks;
+
 #[derive(Debug, Parser)]
 #[command(name = "imagebuilder", version, about, help_expected = true)]
 pub struct Cli {
@@ -16,12 +18,18 @@ pub struct Cli {
 }
 
 #[derive(Debug, Subcommand)]
-enum Cmd {}
+enum Cmd {
+    /// Kickstart validation, flattening and version tables
+    #[command(subcommand)]
+    Ks(ks::KsCmd),
+}
 
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
     imagebuilder::logging::init(cli.verbose);
-    let result: anyhow::Result<ExitCode> = match cli.command {};
+    let result: anyhow::Result<ExitCode> = match cli.command {
+        Cmd::Ks(c) => ks::run(c),
+    };
     match result {
         Ok(code) => code,
         Err(e) => {
