@@ -44,6 +44,13 @@ fn representable(ks: &kickstart::Kickstart) -> bool {
     let dbg = format!("{:?}{:?}{:?}{:?}", ks.commands, ks.packages, ks.null_sections, ks.certificates);
     let scripts: String = ks.scripts.iter().map(|s| format!("{:?}{:?}", s.interpreter, s.log)).collect();
     let all = dbg + &scripts;
+    // a %packages entry such as "%end" (from "%end#comment") cannot be written back as a line
+    if let Some(p) = &ks.packages {
+        let names = p.packages.iter().chain(&p.excluded).chain(&p.excluded_groups);
+        if names.chain(p.groups.iter().map(|g| &g.name)).any(|n| n.starts_with('%') || n.starts_with("-%")) {
+            return false;
+        }
+    }
     !["\\n", "\\r", "\\u{b}", "\\u{c}", "\\u{1c}", "\\u{1d}", "\\u{1e}", "\\u{85}", "\\u{2028}", "\\u{2029}"]
         .iter()
         .any(|e| all.contains(e))
