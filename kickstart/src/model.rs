@@ -148,7 +148,7 @@ pub struct Packages {
 pub struct NullSection {
     /// Header words (`%addon`, `com_redhat_kdump`, `--enable`).
     pub header: Vec<String>,
-    /// Body lines without line ends.
+    /// Body lines, each with its line end.
     pub body: Vec<String>,
 }
 

@@ -290,6 +290,9 @@ impl Parser<'_> {
     }
 
     fn preprocess(&mut self, text: &str) -> R<String> {
+        if !text.contains("%ksappend") {
+            return Ok(text.to_string());
+        }
         let mut out = String::with_capacity(text.len());
         for (i, l) in splitlines(text).into_iter().enumerate() {
             let ll = strip(l);
@@ -648,7 +651,7 @@ impl Parser<'_> {
             }
             "%addon" | "%anaconda" => {
                 let e = self.null.entry(tag.to_string()).or_default();
-                e.1.push(line.trim_end_matches(['\n', '\r']).to_string());
+                e.1.push(line.to_string());
                 Ok(())
             }
             _ => {

@@ -6,6 +6,11 @@ use crate::argparse::Value;
 use crate::model::*;
 use crate::tables::{ActionSpec, tables};
 
+/// Characters that end a line (Python `str.splitlines`).
+const LINE_ENDS: [char; 10] = [
+    '\n', '\r', '\x0b', '\x0c', '\x1c', '\x1d', '\x1e', '\u{85}', '\u{2028}', '\u{2029}',
+];
+
 /// Quote a value for shlex (double quotes; `\` and `"` escaped).
 pub fn quote(s: &str) -> String {
     let mut out = String::with_capacity(s.len() + 2);
@@ -200,7 +205,7 @@ pub fn write(ks: &Kickstart) -> String {
         }
         out.push('\n');
         out.push_str(&s.body);
-        if !s.body.ends_with('\n') {
+        if !s.body.ends_with(LINE_ENDS) {
             out.push('\n');
         }
         out.push_str("%end\n");
@@ -217,6 +222,8 @@ pub fn write(ks: &Kickstart) -> String {
         out.push('\n');
         for l in &n.body {
             out.push_str(l);
+        }
+        if n.body.last().is_some_and(|l| !l.ends_with(LINE_ENDS)) {
             out.push('\n');
         }
         out.push_str("%end\n");
@@ -312,4 +319,52 @@ fn section_args(pidx: usize, c: &Command) -> Vec<String> {
         }
     }
     out
+}
+
+/// Can `ks` be written as text that parses back to it? Not when a value holds a line-boundary
+/// character (a token that ended at `\x0c`, a `\`-escaped newline), or a `%packages` entry looks
+/// like a section keyword (`%end` from `%end#comment`).
+pub fn representable(ks: &Kickstart) -> bool {
+    let dbg = format!(
+        "{:?}{:?}{:?}{:?}",
+        ks.commands, ks.packages, ks.null_sections, ks.certificates
+    );
+    let scripts: String = ks
+        .scripts
+        .iter()
+        .map(|s| format!("{:?}{:?}", s.interpreter, s.log))
+        .collect();
+    let all = dbg + &scripts;
+    if [
+        "\\n",
+        "\\r",
+        "\\u{b}",
+        "\\u{c}",
+        "\\u{1c}",
+        "\\u{1d}",
+        "\\u{1e}",
+        "\\u{85}",
+        "\\u{2028}",
+        "\\u{2029}",
+    ]
+    .iter()
+    .any(|e| all.contains(e))
+        || !one_line(&all)
+    {
+        return false;
+    }
+    if let Some(p) = &ks.packages {
+        let names = p
+            .packages
+            .iter()
+            .chain(&p.excluded)
+            .chain(&p.excluded_groups);
+        if names
+            .chain(p.groups.iter().map(|g| &g.name))
+            .any(|n| n.starts_with('%') || n.starts_with("-%"))
+        {
+            return false;
+        }
+    }
+    true
 }

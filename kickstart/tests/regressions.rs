@@ -21,9 +21,51 @@ fn fuzz_regressions_parse_without_panic() {
             &Options::validate(v),
             &MemLoader::default(),
         );
-        let flat = parse_with(&text, "top.ks", &Options::flatten(v), &MemLoader::default());
-        let _ = write(&flat.kickstart);
+        let loader = MemLoader::default()
+            .with("a.ks", &text)
+            .with("b.ks", "%include a.ks\npart / --size=1\n")
+            .with("c.ks", "%post\necho\n");
+        let flat = parse_with(&text, "top.ks", &Options::flatten(v), &loader);
         n += 1;
+        if flat.errors().next().is_some() || !kickstart::writer::representable(&flat.kickstart) {
+            continue;
+        }
+        let written = write(&flat.kickstart);
+        let again = parse_with(
+            &written,
+            "top.ks",
+            &Options::flatten(v),
+            &MemLoader::default(),
+        );
+        assert!(
+            again.errors().next().is_none(),
+            "{written}\n{:?}",
+            again.diagnostics
+        );
+        let (a, b) = (
+            again.kickstart.without_locations(),
+            flat.kickstart.without_locations(),
+        );
+        assert_eq!(a.commands, b.commands, "{written}");
+        for (i, (x, y)) in a.scripts.iter().zip(&b.scripts).enumerate() {
+            let p = x.body.chars().zip(y.body.chars()).position(|(c, d)| c != d);
+            assert_eq!(
+                x,
+                y,
+                "script {i} differs at {p:?} (lens {} {}): {:?}",
+                x.body.len(),
+                y.body.len(),
+                p.map(|p| x
+                    .body
+                    .chars()
+                    .skip(p.saturating_sub(20))
+                    .take(60)
+                    .collect::<String>())
+            );
+        }
+        assert_eq!(a.scripts.len(), b.scripts.len(), "{written}");
+        assert_eq!(a.packages, b.packages, "{written}");
+        assert_eq!(a, b, "{written}");
     }
     assert!(n >= 2, "regression inputs present");
 }
