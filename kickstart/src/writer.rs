@@ -162,6 +162,12 @@ pub fn command_args(version: &str, cmd: &Command) -> Vec<String> {
         let _ = emitted;
         done.push(&a.dest);
     }
+    if pos.iter().any(|p| p.starts_with("\"-")) {
+        // a positional that looks like an option goes after "--"
+        opts.push("--".into());
+        opts.extend(pos);
+        return opts;
+    }
     pos.extend(opts);
     pos
 }
@@ -251,11 +257,12 @@ pub fn write(ks: &Kickstart) -> String {
             }
         }
         out.push('\n');
-        if let Some(e) = &p.environment {
-            out.push_str(&format!("@^{e}\n"));
-        }
+        // excluded groups first: "-@^x" would otherwise clear an environment "x" written before it
         for g in &p.excluded_groups {
             out.push_str(&format!("-@{g}\n"));
+        }
+        if let Some(e) = &p.environment {
+            out.push_str(&format!("@^{e}\n"));
         }
         for g in &p.groups {
             let opt = match g.include {
@@ -263,7 +270,9 @@ pub fn write(ks: &Kickstart) -> String {
                 GroupInclude::All => " --optional",
                 GroupInclude::Default => "",
             };
-            out.push_str(&format!("@{}{opt}\n", g.name));
+            // a group named "^x" (from "@\x1f^x") must not read back as an environment
+            let sep = if g.name.starts_with('^') { " " } else { "" };
+            out.push_str(&format!("@{sep}{}{opt}\n", g.name));
         }
         for x in &p.packages {
             out.push_str(x);

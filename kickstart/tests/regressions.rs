@@ -84,3 +84,51 @@ fn package_named_like_end_marker_is_a_package() {
     let p = r.kickstart.packages.expect("packages");
     assert_eq!(p.packages, vec!["%end".to_string(), "vim".to_string()]);
 }
+
+fn round_trip(text: &str, version: &str) -> kickstart::Kickstart {
+    let v = Version::parse(version).expect("version");
+    let r = parse_with(text, "t.ks", &Options::flatten(v), &MemLoader::default());
+    assert!(r.errors().next().is_none(), "{:?}", r.diagnostics);
+    let written = write(&r.kickstart);
+    let again = parse_with(
+        &written,
+        "t.ks",
+        &Options::flatten(v),
+        &MemLoader::default(),
+    );
+    assert!(
+        again.errors().next().is_none(),
+        "{written}\n{:?}",
+        again.diagnostics
+    );
+    assert_eq!(
+        again.kickstart.without_locations(),
+        r.kickstart.without_locations(),
+        "{written}"
+    );
+    r.kickstart
+}
+
+#[test]
+fn round_trips_of_tricky_values() {
+    // a positional that looks like an option (after "--")
+    let ks = round_trip("lang -- -x\n", "F46");
+    assert_eq!(kickstart::typed::lang(&ks).expect("lang").lang, "-x");
+    // a group whose name starts with ^ is not an environment
+    let ks = round_trip("%packages\n@\x1f^kde\n-@^other\n@^env\n%end\n", "F46");
+    let p = ks.packages.expect("packages");
+    assert_eq!(p.environment.as_deref(), Some("env"));
+    assert_eq!(p.groups[0].name, "^kde");
+    // script bodies ending in an unusual line end keep it
+    round_trip("%post\necho\x0c%end\n", "F46");
+    // options of a repeated single-instance command persist
+    let ks = round_trip("services --disabled=a\nservices --enabled=b,c\n", "F46");
+    let s = kickstart::typed::services(&ks).expect("services");
+    assert_eq!(
+        (s.enabled, s.disabled),
+        (
+            vec!["b".to_string(), "c".to_string()],
+            vec!["a".to_string()]
+        )
+    );
+}
