@@ -159,6 +159,7 @@ struct Parser<'a> {
     null: HashMap<String, (Vec<String>, Vec<String>)>,
     seen: BTreeSet<usize>,
     single: HashMap<usize, usize>,
+    dup_keys: HashMap<usize, std::collections::HashSet<String>>,
     stack: Vec<Frame>,
     /// Line of the current file being read (for include sites).
     cur_file: String,
@@ -183,6 +184,7 @@ pub fn parse_with(text: &str, name: &str, opts: &Options, loader: &dyn Loader) -
         null: HashMap::new(),
         seen: BTreeSet::new(),
         single: HashMap::new(),
+        dup_keys: HashMap::new(),
         stack: Vec::new(),
         cur_file: name.to_string(),
     };
@@ -798,15 +800,18 @@ impl Parser<'_> {
         let issues = checks::check(&ctx, &mut ns);
         self.issues(issues, lineno)?;
         if spec.list {
-            let existing: Vec<&Namespace> = self
-                .ks
-                .commands
-                .iter()
-                .filter(|c| c.obj == spec.obj)
-                .map(|c| &c.args)
-                .collect();
-            if let Some(msg) = checks::duplicate(&spec.class, &ns, &existing) {
-                self.warn(msg, lineno)?;
+            let dup = checks::duplicate_key(&spec.class, &ns);
+            if let Some((key, msg)) = &dup {
+                if self
+                    .dup_keys
+                    .get(&spec.obj)
+                    .is_some_and(|set| set.contains(key))
+                {
+                    self.warn(msg.clone(), lineno)?;
+                }
+            }
+            if let Some((key, _)) = dup {
+                self.dup_keys.entry(spec.obj).or_default().insert(key);
             }
             self.ks.commands.push(Command {
                 name: name.clone(),
@@ -862,11 +867,30 @@ fn deprecated_option(lineno: usize, opt: &str) -> String {
 }
 
 fn utf8_message(e: &std::string::FromUtf8Error) -> String {
-    let pos = e.utf8_error().valid_up_to();
-    let byte = e.as_bytes().get(pos).copied().unwrap_or(0);
-    format!(
-        "'utf-8' codec can't decode byte 0x{byte:02x} in position {pos}: invalid UTF-8 (file is not UTF-8)"
-    )
+    let u = e.utf8_error();
+    let pos = u.valid_up_to();
+    let bytes = e.as_bytes();
+    let byte = bytes.get(pos).copied().unwrap_or(0);
+    match u.error_len() {
+        None if bytes.len() - pos > 1 => {
+            format!(
+                "'utf-8' codec can't decode bytes in position {}-{}: unexpected end of data",
+                pos,
+                bytes.len() - 1
+            )
+        }
+        None => format!(
+            "'utf-8' codec can't decode byte 0x{byte:02x} in position {pos}: unexpected end of data"
+        ),
+        Some(_) => {
+            let reason = if (0x80..=0xc1).contains(&byte) || byte >= 0xf5 {
+                "invalid start byte"
+            } else {
+                "invalid continuation byte"
+            };
+            format!("'utf-8' codec can't decode byte 0x{byte:02x} in position {pos}: {reason}")
+        }
+    }
 }
 
 fn utf8_line(e: &std::string::FromUtf8Error) -> usize {
