@@ -77,9 +77,19 @@ impl Value {
     }
 }
 
-/// Parsed options: `dest` → value, in action order.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+/// Parsed options: `dest` → value, in action order (compared as a map).
+#[derive(Debug, Clone, Default, Eq, Serialize)]
 pub struct Namespace(pub Vec<(&'static str, Value)>);
+
+impl PartialEq for Namespace {
+    fn eq(&self, other: &Self) -> bool {
+        self.0.len() == other.0.len()
+            && self
+                .0
+                .iter()
+                .all(|(k, v)| other.0.iter().any(|(k2, v2)| k == k2 && v == v2))
+    }
+}
 
 impl Namespace {
     /// The value stored under `dest` (Python `None` when absent).
