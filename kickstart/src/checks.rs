@@ -186,9 +186,11 @@ pub fn check(ctx: &Ctx, ns: &mut Namespace) -> Vec<Issue> {
                 );
             }
             if t(ns, "_md5pass") {
+                // pykickstart copies --md5pass into the password; the model keeps only the result
                 let v = ns.get("_md5pass").clone();
                 ns.set("password", v);
                 ns.set("isCrypted", Value::Bool(true));
+                ns.set("_md5pass", Value::None);
             }
         }
         "Services" => {

@@ -119,6 +119,13 @@ pub fn command_args(version: &str, cmd: &Command) -> Vec<String> {
                 "store_const" if *v == Value::from_json(&x.konst) => opts.push(name.clone()),
                 "store" => match v {
                     Value::List(l)
+                        if (matches!(x.nargs, serde_json::Value::String(_))
+                            || x.nargs.is_number())
+                            && l.len() == 1 =>
+                    {
+                        opts.push(format!("{name}={}", quote(&scalar(x, &l[0]))));
+                    }
+                    Value::List(l)
                         if matches!(x.nargs, serde_json::Value::String(_))
                             || x.nargs.is_number() =>
                     {
@@ -360,6 +367,15 @@ pub fn representable(ks: &Kickstart) -> bool {
     .any(|e| all.contains(e))
         || !one_line(&all)
     {
+        return false;
+    }
+    // commands kept raw (auth, realm, …) are written back verbatim: they must still tokenise
+    if ks.commands.iter().any(|c| {
+        c.args
+            .get("raw")
+            .as_str()
+            .is_some_and(|r| crate::shlex::split(&format!("{} {r}\n", c.name), true).is_err())
+    }) {
         return false;
     }
     if let Some(p) = &ks.packages {

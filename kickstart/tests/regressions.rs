@@ -132,3 +132,24 @@ fn round_trips_of_tricky_values() {
         )
     );
 }
+
+#[test]
+fn round_trips_of_raw_and_list_options() {
+    let ks = round_trip("auth --useshadow --passalgo=sha512 # kept\n", "F21");
+    assert_eq!(
+        ks.commands[0].args.get("raw").as_str(),
+        Some("--useshadow --passalgo=sha512 # kept")
+    );
+    round_trip(
+        "volgroup vg pv.1 pv.2 --pesize=4096\nlogvol / --vgname=vg --name=root --size=1 --noformat\n",
+        "F46",
+    );
+    round_trip(
+        "bootloader --md5pass=abc --location=none\nbootloader --timeout=3\n",
+        "F46",
+    );
+    round_trip(
+        "network --noipv4 --device=eth0\nfirewall --port=22,80:udp --trust=eth0 --trust=eth1 --service=a\n",
+        "F46",
+    );
+}
