@@ -11,7 +11,9 @@ fuzz_target!(|data: &[u8]| {
 
 fn kickstart_fuzz_one(data: &[u8]) {
     // first byte picks the version, the rest is the kickstart; "a.ks"/"b.ks" are includable files
-    let Some((&sel, rest)) = data.split_first() else { return };
+    let Some((&sel, rest)) = data.split_first() else {
+        return;
+    };
     let versions = Version::all();
     let version = versions[sel as usize % versions.len()];
     let text = String::from_utf8_lossy(rest);
@@ -29,12 +31,20 @@ fn kickstart_fuzz_one(data: &[u8]) {
     if !representable(&ks) {
         return;
     }
-    let again = parse_with(&written, "top.ks", &Options::flatten(version), &MemLoader::default());
-    assert!(again.errors().next().is_none(), "written kickstart does not parse:\n{written}\n{:?}", again.diagnostics);
+    let again = parse_with(
+        &written,
+        "top.ks",
+        &Options::flatten(version),
+        &MemLoader::default(),
+    );
+    assert!(
+        again.errors().next().is_none(),
+        "written kickstart does not parse:\n{written}\n{:?}",
+        again.diagnostics
+    );
     assert_eq!(
         again.kickstart.without_locations(),
         ks.without_locations(),
         "round trip changed the model; written text:\n{written}"
     );
 }
-

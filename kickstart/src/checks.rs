@@ -118,6 +118,10 @@ pub fn check(ctx: &Ctx, ns: &mut Namespace) -> Vec<Issue> {
         volgroup(ctx, ns, &mut out);
         return out;
     }
+    if k == "BTRFS" {
+        btrfs(ctx, ns, &mut out);
+        return out;
+    }
     if ctx.known_args.is_some() && !ctx.extras.is_empty() {
         out.push(unexpected(ctx));
         return out;
@@ -494,6 +498,46 @@ fn logvol(ctx: &Ctx, ns: &mut Namespace, out: &mut Vec<Issue>) {
     }
 }
 
+fn btrfs(ctx: &Ctx, ns: &mut Namespace, out: &mut Vec<Issue>) {
+    if matches!(ns.get("format"), Value::Bool(false)) {
+        ns.set("preexist", Value::Bool(true));
+    } else if t(ns, "preexist") {
+        ns.set("format", Value::Bool(false));
+    }
+    let err = |out: &mut Vec<Issue>, m: &str| out.push(Issue::Err(m.to_string()));
+    let Some(first) = ctx.extras.first() else {
+        return err(out, "btrfs must be given a mountpoint");
+    };
+    if ctx.extras.iter().any(|a| a.starts_with('-')) {
+        return out.push(unexpected(ctx));
+    }
+    let mp = if first.starts_with('/') {
+        crate::text::normpath(first)
+    } else {
+        first.clone()
+    };
+    ns.set("mntpoint", Value::Str(mp));
+    let devices: Vec<Value> = ctx.extras[1..]
+        .iter()
+        .map(|d| Value::Str(d.clone()))
+        .collect();
+    ns.set("devices", Value::List(devices.clone()));
+    if devices.is_empty() && !t(ns, "subvol") {
+        return err(out, "btrfs must be given a list of partitions");
+    } else if devices.is_empty() {
+        return err(out, "btrfs subvol requires specification of parent volume");
+    }
+    if t(ns, "subvol") && !t(ns, "name") {
+        return err(out, "btrfs subvolume requires a name");
+    }
+    if ctx.class != "F17_BTRFS" && (t(ns, "preexist") || !t(ns, "format")) && t(ns, "mkfsopts") {
+        err(
+            out,
+            "--mkfsoptions with --noformat or --useexisting has no effect.",
+        );
+    }
+}
+
 fn volgroup(ctx: &Ctx, ns: &mut Namespace, out: &mut Vec<Issue>) {
     let list = |v: &Value| match v {
         Value::List(l) => l.clone(),
@@ -510,6 +554,8 @@ fn volgroup(ctx: &Ctx, ns: &mut Namespace, out: &mut Vec<Issue>) {
             name.truncate(1);
         }
     }
+    // only the first name word is the VG name (pykickstart's vgname); keep the model canonical
+    name.truncate(1);
     ns.set("partitions", Value::List(parts.clone()));
     ns.set("name", Value::List(name.clone()));
     if matches!(ns.get("format"), Value::Bool(false)) {

@@ -81,6 +81,15 @@ pub fn command_args(version: &str, cmd: &Command) -> Vec<String> {
     let p = t.parser(pi);
     let mut pos = Vec::new();
     let mut opts = Vec::new();
+    if cmd.kind() == "BTRFS" {
+        // btrfs takes its mount point and devices from the arguments argparse leaves over
+        if let Some(mp) = cmd.args.get("mntpoint").as_str() {
+            pos.push(quote(mp));
+        }
+        if let Value::List(devs) = cmd.args.get("devices") {
+            pos.extend(devs.iter().filter_map(|d| d.as_str()).map(quote));
+        }
+    }
     let mut done: Vec<&str> = Vec::new();
     for a in &p.actions {
         let v = cmd.args.get(&a.dest);

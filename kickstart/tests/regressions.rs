@@ -153,3 +153,24 @@ fn round_trips_of_raw_and_list_options() {
         "F46",
     );
 }
+
+#[test]
+fn btrfs_takes_mountpoint_and_devices_from_leftover_arguments() {
+    let ks = round_trip(
+        "btrfs none --data=1 btrfs.01 btrfs.02\nbtrfs / --subvol --name=root LABEL=f\n",
+        "F28",
+    );
+    let b = kickstart::typed::btrfs(&ks);
+    assert_eq!(b.len(), 2);
+    assert_eq!(ks.commands[0].args.get("mntpoint").as_str(), Some("none"));
+    let r = parse_with(
+        "btrfs /x\n",
+        "t.ks",
+        &Options::validate(Version::parse("F28").unwrap()),
+        &MemLoader::default(),
+    );
+    assert_eq!(
+        r.diagnostics[0].message,
+        "btrfs must be given a list of partitions"
+    );
+}
