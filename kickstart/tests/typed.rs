@@ -58,7 +58,7 @@ echo done
         ("root", "atomicos", Some(3000))
     );
     assert!(typed::zerombr(&ks).is_some());
-    assert_eq!(typed::clearpart(&ks).expect("clearpart").initlabel, true);
+    assert!(typed::clearpart(&ks).expect("clearpart").initlabel);
     let n = &typed::networks(&ks)[0];
     assert_eq!(
         (n.device.as_deref(), n.activate, n.onboot),
