@@ -15,4 +15,4 @@ mkdir -p target/fuzz/corpus/parse fuzz/artifacts/parse
 find ../shared/kickstart-corpus -name '*.ks' -exec cp -t target/fuzz/corpus/parse {} + 2>/dev/null || true
 cp fuzz/regressions/* target/fuzz/corpus/parse/ 2>/dev/null || true
 exec "target/fuzz/$TARGET/release/parse" target/fuzz/corpus/parse -runs="$RUNS" \
-  -max_len=2048 ${FUZZ_MAX_TIME:+-max_total_time=$FUZZ_MAX_TIME} -timeout=10 -rss_limit_mb=2048 -artifact_prefix=fuzz/artifacts/parse/ -print_final_stats=1
+  -max_len=1024 ${FUZZ_MAX_TIME:+-max_total_time=$FUZZ_MAX_TIME} -timeout=10 -rss_limit_mb=2048 -artifact_prefix=fuzz/artifacts/parse/ -print_final_stats=1

@@ -178,6 +178,10 @@ pub fn command_args(version: &str, cmd: &Command) -> Vec<String> {
         let _ = emitted;
         done.push(&a.dest);
     }
+    if pos.is_empty() && opts.is_empty() && cmd.kind() == "Timezone" {
+        // a bare `timezone` is an error; `timezone --` keeps every default
+        return vec!["--".into()];
+    }
     if pos.iter().any(|p| p.starts_with("\"-")) {
         // a positional that looks like an option goes after "--"
         opts.push("--".into());
