@@ -31,6 +31,9 @@ pub struct Command {
     pub args: Namespace,
     /// A list command (each use adds an item).
     pub list: bool,
+    /// Single-instance commands: every use (name as written, its own options) in order; `args`
+    /// is their merge. The writer replays them so that per-line checks hold again.
+    pub uses: Vec<(String, Namespace)>,
     /// Write priority (pykickstart's ordering of commands on output).
     pub priority: i64,
 }

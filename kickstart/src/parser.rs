@@ -823,11 +823,13 @@ impl Parser<'_> {
                 },
                 args: ns,
                 list: true,
+                uses: Vec::new(),
                 priority: spec.prio.unwrap_or(0),
             });
         } else if let Some(&i) = self.single.get(&spec.obj) {
             let c = &mut self.ks.commands[i];
             c.args.merge_non_none(&ns);
+            c.uses.push((name.clone(), ns));
             c.name = name;
             c.location = Location {
                 file: self.cur_file.clone(),
@@ -844,6 +846,7 @@ impl Parser<'_> {
                 }
             }
             self.ks.commands.push(Command {
+                uses: vec![(name.clone(), ns)],
                 name,
                 class: spec.class.clone(),
                 obj: spec.obj,

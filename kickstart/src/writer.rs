@@ -206,13 +206,20 @@ pub fn write(ks: &Kickstart) -> String {
     let mut cmds: Vec<&Command> = ks.commands.iter().collect();
     cmds.sort_by_key(|c| c.priority);
     for c in cmds {
-        let args = command_args(&ks.version, c);
-        out.push_str(&c.name);
-        for a in args {
-            out.push(' ');
-            out.push_str(&a);
+        if c.uses.len() > 1 {
+            // replay every use of a repeated single-instance command (per-line checks, last wins)
+            for (name, ns) in &c.uses {
+                let one = Command {
+                    name: name.clone(),
+                    args: ns.clone(),
+                    uses: Vec::new(),
+                    ..c.clone()
+                };
+                write_command(&mut out, &ks.version, &one);
+            }
+        } else {
+            write_command(&mut out, &ks.version, c);
         }
-        out.push('\n');
     }
     for s in &ks.scripts {
         out.push('\n');
@@ -269,6 +276,7 @@ pub fn write(ks: &Kickstart) -> String {
                 location: Location::default(),
                 args: p.options.clone(),
                 list: false,
+                uses: Vec::new(),
                 priority: 0,
             };
             for a in section_args(pi, &c) {
@@ -316,6 +324,15 @@ pub fn write(ks: &Kickstart) -> String {
         out.push_str("\n%end\n");
     }
     out
+}
+
+fn write_command(out: &mut String, version: &str, c: &Command) {
+    out.push_str(&c.name);
+    for a in command_args(version, c) {
+        out.push(' ');
+        out.push_str(&a);
+    }
+    out.push('\n');
 }
 
 fn section_args(pidx: usize, c: &Command) -> Vec<String> {

@@ -174,3 +174,21 @@ fn btrfs_takes_mountpoint_and_devices_from_leftover_arguments() {
         "btrfs must be given a list of partitions"
     );
 }
+
+#[test]
+fn repeated_single_instance_commands_are_replayed() {
+    // each line passes pykickstart's per-line check; their merge would not
+    let ks = round_trip(
+        "url --url=http://a\nurl --mirrorlist=http://b\ntext --non-interactive\ncmdline\n",
+        "F46",
+    );
+    let u = kickstart::typed::url(&ks).expect("url");
+    assert_eq!(
+        (u.url.as_deref(), u.mirrorlist.as_deref()),
+        (Some("http://a"), Some("http://b"))
+    );
+    assert_eq!(
+        kickstart::typed::display_mode(&ks).expect("mode").mode,
+        "cmdline"
+    );
+}
