@@ -761,9 +761,13 @@ impl Parser<'_> {
                 ));
             }
             // pykickstart keeps `currentLine[len(currentCmd):].strip()` (byte-for-byte quirks included)
-            let rest: String = line.chars().skip(name.chars().count()).collect();
             let mut ns = Namespace::default();
-            ns.set("raw", Value::Str(strip(&rest).to_string()));
+            if spec.class.ends_with("_DeviceProbe") {
+                ns.set("raw", Value::Str(args[1..].join(" ")));
+            } else if !matches!(spec.class.as_str(), "FC3_Cdrom" | "F28_Hmc" | "RHEL7_Hmc") {
+                let rest: String = line.chars().skip(name.chars().count()).collect();
+                ns.set("raw", Value::Str(strip(&rest).to_string()));
+            }
             argparse::Outcome {
                 ns: Some(ns),
                 ..Default::default()
