@@ -130,8 +130,11 @@ pub struct Group {
 /// The `%packages` section (all `%packages` sections merged, as pykickstart does).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Default)]
 pub struct Packages {
-    /// Header options by `dest` (`excludedocs`, `ignoremissing`, `nocore`, `instLangs`, …).
+    /// Header options by `dest` (`excludedocs`, `ignoremissing`, `nocore`, `instLangs`, …),
+    /// merged over every `%packages` header.
     pub options: Namespace,
+    /// The options of each `%packages` header, in order.
+    pub headers: Vec<Namespace>,
     /// `@^environment` (last wins).
     pub environment: Option<String>,
     /// Groups in order.

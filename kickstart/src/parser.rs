@@ -614,6 +614,7 @@ impl Parser<'_> {
                         pk.location.file = self.cur_file.clone();
                     }
                     pk.options.merge_non_none(&ns);
+                    pk.headers.push(ns);
                     Ok(())
                 } else {
                     // %certificate
@@ -751,6 +752,13 @@ impl Parser<'_> {
         let Some(pidx) = spec.parser else {
             return Ok(());
         };
+        if spec.class.ends_with("_Method") {
+            // pykickstart's method command has no parse(): every use is a TypeError
+            return Err(Raise::err(
+                "parse() not implemented for KickstartCommand",
+                lineno,
+            ));
+        }
         let out = if spec.raw {
             if matches!(spec.class.as_str(), "FC3_Cdrom" | "F28_Hmc" | "RHEL7_Hmc")
                 && args.len() > 1

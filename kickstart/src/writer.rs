@@ -262,6 +262,32 @@ pub fn write(ks: &Kickstart) -> String {
         out.push_str("%end\n");
     }
     if let Some(p) = &ks.packages {
+        // every header but the last as an empty section (per-header checks, last wins)
+        let pidx0 = tables()
+            .versions
+            .iter()
+            .find(|v| v.name == ks.version)
+            .map(|v| v.sections["%packages"]);
+        if let (Some(pi), true) = (pidx0, p.headers.len() > 1) {
+            for h in &p.headers[..p.headers.len() - 1] {
+                let c = Command {
+                    name: String::new(),
+                    class: String::new(),
+                    obj: 0,
+                    location: Location::default(),
+                    args: h.clone(),
+                    list: false,
+                    uses: Vec::new(),
+                    priority: 0,
+                };
+                out.push_str("\n%packages");
+                for a in section_args(pi, &c) {
+                    out.push(' ');
+                    out.push_str(&a);
+                }
+                out.push_str("\n%end\n");
+            }
+        }
         out.push_str("\n%packages");
         let pidx = tables()
             .versions
@@ -274,7 +300,11 @@ pub fn write(ks: &Kickstart) -> String {
                 class: String::new(),
                 obj: 0,
                 location: Location::default(),
-                args: p.options.clone(),
+                args: p
+                    .headers
+                    .last()
+                    .cloned()
+                    .unwrap_or_else(|| p.options.clone()),
                 list: false,
                 uses: Vec::new(),
                 priority: 0,

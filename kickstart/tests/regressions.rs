@@ -192,3 +192,14 @@ fn repeated_single_instance_commands_are_replayed() {
         "cmdline"
     );
 }
+
+#[test]
+fn packages_headers_are_replayed() {
+    let ks = round_trip(
+        "%packages --default\n@core\n%end\n%packages --nocore\nvim\n%end\n",
+        "F46",
+    );
+    let p = ks.packages.expect("packages");
+    assert_eq!(p.headers.len(), 2);
+    assert_eq!(p.packages, ["vim"]);
+}
