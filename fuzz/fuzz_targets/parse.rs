@@ -15,13 +15,18 @@ fn kickstart_fuzz_one(data: &[u8]) {
         return;
     };
     let versions = Version::all();
-    let version = versions[sel as usize % versions.len()];
+    let version = versions[(sel & 0x7f) as usize % versions.len()];
     let text = String::from_utf8_lossy(rest);
     let loader = MemLoader::default()
         .with("a.ks", &text)
         .with("b.ks", "%include a.ks\npart / --size=1\n")
         .with("c.ks", "%post\necho\n");
-    let _ = parse_with(&text, "top.ks", &Options::validate(version), &loader);
+    // the selector's high bit picks ksvalidator semantics (warnings abort commands, %ksappend
+    // expanded) or ksflatten semantics followed by the write → re-parse round trip
+    if sel & 0x80 != 0 {
+        let _ = parse_with(&text, "top.ks", &Options::validate(version), &loader);
+        return;
+    }
     let flat = parse_with(&text, "top.ks", &Options::flatten(version), &loader);
     if flat.errors().next().is_some() {
         return;

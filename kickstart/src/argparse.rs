@@ -491,6 +491,8 @@ impl State<'_> {
                 let d = Value::from_json(&a.default);
                 if d.is_none() { Value::List(vec![]) } else { d }
             }
+            // `--opt=--`: argparse drops the "--" and stores an empty list
+            Nargs::One if strings.is_empty() => Value::List(vec![]),
             Nargs::One | Nargs::Opt => {
                 let v = convert(a, strings[0])?;
                 check_choice(a, &v)?;

@@ -127,6 +127,9 @@ pub fn command_args(version: &str, cmd: &Command) -> Vec<String> {
                 "store_false" if *v == Value::Bool(false) => opts.push(name.clone()),
                 "store_const" if *v == Value::from_json(&x.konst) => opts.push(name.clone()),
                 "store" => match v {
+                    Value::List(l) if l.is_empty() && x.nargs.is_null() => {
+                        opts.push(format!("{name}=--"))
+                    }
                     Value::List(l)
                         if (matches!(x.nargs, serde_json::Value::String(_))
                             || x.nargs.is_number())

@@ -13,7 +13,7 @@ fn fuzz_regressions_parse_without_panic() {
             continue;
         };
         let versions = Version::all();
-        let v = versions[sel as usize % versions.len()];
+        let v = versions[(sel & 0x7f) as usize % versions.len()];
         let text = String::from_utf8_lossy(rest);
         let _ = parse_with(
             &text,
@@ -202,4 +202,19 @@ fn packages_headers_are_replayed() {
     let p = ks.packages.expect("packages");
     assert_eq!(p.headers.len(), 2);
     assert_eq!(p.packages, ["vim"]);
+}
+
+#[test]
+fn explicit_double_dash_value_is_an_empty_list() {
+    // pykickstart stores [] for `--size=--` (argparse removes the "--")
+    let ks = round_trip("part / --size=--\nbootloader --append=--\n", "F46");
+    assert_eq!(
+        ks.commands
+            .iter()
+            .find(|c| c.name == "part")
+            .unwrap()
+            .args
+            .get("size"),
+        &kickstart::Value::List(vec![])
+    );
 }
