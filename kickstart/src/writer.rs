@@ -433,12 +433,16 @@ pub fn representable(ks: &Kickstart) -> bool {
         return false;
     }
     // commands kept raw (auth, realm, …) are written back verbatim: they must still tokenise
-    if ks.commands.iter().any(|c| {
-        c.args
-            .get("raw")
+    let bad_raw = |name: &str, ns: &crate::argparse::Namespace| {
+        ns.get("raw")
             .as_str()
-            .is_some_and(|r| crate::shlex::split(&format!("{} {r}\n", c.name), true).is_err())
-    }) {
+            .is_some_and(|r| crate::shlex::split(&format!("{name} {r}\n"), true).is_err())
+    };
+    if ks
+        .commands
+        .iter()
+        .any(|c| bad_raw(&c.name, &c.args) || c.uses.iter().any(|(n, ns)| bad_raw(n, ns)))
+    {
         return false;
     }
     if let Some(p) = &ks.packages {
