@@ -10,6 +10,7 @@ pub mod deploy;
 pub mod disk;
 pub mod fsutil;
 pub mod imagefactory;
+pub mod ks;
 pub mod logging;
 pub mod post;
 pub mod render;

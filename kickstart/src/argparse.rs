@@ -77,31 +77,41 @@ impl Value {
     }
 }
 
-/// Parsed options: `dest` → value, in action order.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
-pub struct Namespace(pub Vec<(String, Value)>);
+/// Parsed options: `dest` → value, in action order (compared as a map).
+#[derive(Debug, Clone, Default, Eq, Serialize)]
+pub struct Namespace(pub Vec<(&'static str, Value)>);
+
+impl PartialEq for Namespace {
+    fn eq(&self, other: &Self) -> bool {
+        self.0.len() == other.0.len()
+            && self
+                .0
+                .iter()
+                .all(|(k, v)| other.0.iter().any(|(k2, v2)| k == k2 && v == v2))
+    }
+}
 
 impl Namespace {
     /// The value stored under `dest` (Python `None` when absent).
     pub fn get(&self, dest: &str) -> &Value {
         self.0
             .iter()
-            .find(|(k, _)| k == dest)
+            .find(|(k, _)| *k == dest)
             .map(|(_, v)| v)
             .unwrap_or(&Value::None)
     }
 
     /// Set `dest` (replacing an earlier value).
-    pub fn set(&mut self, dest: &str, v: Value) {
-        if let Some(slot) = self.0.iter_mut().find(|(k, _)| k == dest) {
+    pub fn set(&mut self, dest: &'static str, v: Value) {
+        if let Some(slot) = self.0.iter_mut().find(|(k, _)| *k == dest) {
             slot.1 = v;
         } else {
-            self.0.push((dest.to_string(), v));
+            self.0.push((dest, v));
         }
     }
 
     fn has(&self, dest: &str) -> bool {
-        self.0.iter().any(|(k, _)| k == dest)
+        self.0.iter().any(|(k, _)| *k == dest)
     }
 
     /// `set_to_obj`: copy every non-None value of `other` over this namespace.
@@ -358,7 +368,7 @@ fn match_groups(groups: &[Vec<El>], pat: &[u8]) -> Option<Vec<usize>> {
 }
 
 struct State<'a> {
-    p: &'a ParserSpec,
+    p: &'static ParserSpec,
     args: &'a [String],
     pattern: Vec<u8>,
     ns: Namespace,
@@ -431,8 +441,12 @@ fn convert(a: &ActionSpec, s: &str) -> Result<Value, String> {
 
 fn check_choice(a: &ActionSpec, v: &Value) -> Result<(), String> {
     if let Some(choices) = &a.choices {
-        let vals: Vec<Value> = choices.iter().map(Value::from_json).collect();
-        if !vals.contains(v) {
+        let hit = choices.iter().any(|c| match (c, v) {
+            (serde_json::Value::String(x), Value::Str(y)) => x == y,
+            (c, v) => Value::from_json(c) == *v,
+        });
+        if !hit {
+            let vals: Vec<Value> = choices.iter().map(Value::from_json).collect();
             let list: Vec<String> = vals.iter().map(Value::repr).collect();
             return Err(arg_error(
                 a,
@@ -449,7 +463,8 @@ fn check_choice(a: &ActionSpec, v: &Value) -> Result<(), String> {
 
 impl State<'_> {
     fn take_action(&mut self, ai: usize, strings: &[String]) -> Result<(), String> {
-        let a = &self.p.actions[ai];
+        let p: &'static ParserSpec = self.p;
+        let a = &p.actions[ai];
         self.seen[ai] = true;
         let mut strings: Vec<&str> = strings.iter().map(String::as_str).collect();
         if let Some(i) = strings.iter().position(|s| *s == "--") {
@@ -476,6 +491,8 @@ impl State<'_> {
                 let d = Value::from_json(&a.default);
                 if d.is_none() { Value::List(vec![]) } else { d }
             }
+            // `--opt=--`: argparse drops the "--" and stores an empty list
+            Nargs::One if strings.is_empty() => Value::List(vec![]),
             Nargs::One | Nargs::Opt => {
                 let v = convert(a, strings[0])?;
                 check_choice(a, &v)?;
@@ -492,26 +509,26 @@ impl State<'_> {
                 Value::List(out)
             }
         };
-        let dest = a.dest.clone();
+        let dest: &'static str = a.dest.as_str();
         match a.kind.as_str() {
-            "store_true" => self.ns.set(&dest, Value::Bool(true)),
-            "store_false" => self.ns.set(&dest, Value::Bool(false)),
-            "store_const" | "extend_const" => self.ns.set(&dest, Value::from_json(&a.konst)),
+            "store_true" => self.ns.set(dest, Value::Bool(true)),
+            "store_false" => self.ns.set(dest, Value::Bool(false)),
+            "store_const" | "extend_const" => self.ns.set(dest, Value::from_json(&a.konst)),
             "append" | "append_const" => {
                 let item = if a.kind == "append" {
                     value
                 } else {
                     Value::from_json(&a.konst)
                 };
-                let mut l = match self.ns.get(&dest) {
+                let mut l = match self.ns.get(dest) {
                     Value::List(l) => l.clone(),
                     _ => vec![],
                 };
                 l.push(item);
-                self.ns.set(&dest, Value::List(l));
+                self.ns.set(dest, Value::List(l));
             }
             "extend" => {
-                let new = match (self.ns.get(&dest), value) {
+                let new = match (self.ns.get(dest), value) {
                     (Value::List(old), Value::List(v)) => {
                         let mut l = old.clone();
                         l.extend(v);
@@ -519,16 +536,16 @@ impl State<'_> {
                     }
                     (_, v) => v,
                 };
-                self.ns.set(&dest, new);
+                self.ns.set(dest, new);
             }
             "count" => {
-                let c = match self.ns.get(&dest) {
+                let c = match self.ns.get(dest) {
                     Value::Int(i) => *i + 1,
                     _ => 1,
                 };
-                self.ns.set(&dest, Value::Int(c));
+                self.ns.set(dest, Value::Int(c));
             }
-            _ => self.ns.set(&dest, value),
+            _ => self.ns.set(dest, value),
         }
         Ok(())
     }
@@ -617,7 +634,7 @@ impl State<'_> {
 }
 
 /// Parse `args` with parser `p` (`parse_args` when `known` is false, else `parse_known_args`).
-pub fn parse(p: &ParserSpec, args: &[String], known: bool) -> Outcome {
+pub fn parse(p: &'static ParserSpec, args: &[String], known: bool) -> Outcome {
     let mut out = Outcome::default();
     // classify (this is where argparse reports ambiguity and pykickstart warns on deprecated options)
     let mut classes = Vec::with_capacity(args.len());
@@ -666,11 +683,18 @@ pub fn parse(p: &ParserSpec, args: &[String], known: bool) -> Outcome {
         seen: vec![false; p.actions.len()],
         extras: vec![],
     };
-    for a in &p.actions {
-        if a.default != serde_json::Value::String("==SUPPRESS==".into()) && !st.ns.has(&a.dest) {
-            st.ns.set(&a.dest, Value::from_json(&a.default));
-        }
-    }
+    st.ns = p
+        .defaults
+        .get_or_init(|| {
+            let mut ns = Namespace::default();
+            for a in &p.actions {
+                if a.default.as_str() != Some("==SUPPRESS==") && !ns.has(&a.dest) {
+                    ns.set(a.dest.as_str(), Value::from_json(&a.default));
+                }
+            }
+            ns
+        })
+        .clone();
     let mut positionals: Vec<usize> = (0..p.actions.len())
         .filter(|&i| p.actions[i].opts.is_empty())
         .collect();
@@ -720,7 +744,7 @@ pub fn parse(p: &ParserSpec, args: &[String], known: bool) -> Outcome {
                     && a.ty.is_some()
                 {
                     let v = convert(a, d)?;
-                    st.ns.set(&a.dest, v);
+                    st.ns.set(a.dest.as_str(), v);
                 }
             }
         }

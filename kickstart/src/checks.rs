@@ -114,6 +114,14 @@ pub fn check(ctx: &Ctx, ns: &mut Namespace) -> Vec<Issue> {
         }
         _ => {}
     }
+    if k == "VolGroup" {
+        volgroup(ctx, ns, &mut out);
+        return out;
+    }
+    if k == "BTRFS" {
+        btrfs(ctx, ns, &mut out);
+        return out;
+    }
     if ctx.known_args.is_some() && !ctx.extras.is_empty() {
         out.push(unexpected(ctx));
         return out;
@@ -134,62 +142,35 @@ pub fn check(ctx: &Ctx, ns: &mut Namespace) -> Vec<Issue> {
         }
         "Timezone" => timezone(ctx, ns, &mut out),
         "AutoPart" => autopart(ctx, ns, &mut out),
-        "Url" => {
-            let srcs: Vec<&str> = ["url", "mirrorlist", "metalink"]
-                .into_iter()
-                .filter(|o| ns.get(o) != &Value::None && ns.get(o) != &Value::Bool(false))
-                .collect();
-            let has_metalink = ctx.class != "F18_Url";
-            let n = srcs.iter().filter(|x| merged(ctx, ns, x).truthy()).count();
-            let n_all = ["url", "mirrorlist", "metalink"]
-                .iter()
-                .filter(|x| merged(ctx, ns, x).truthy())
-                .count();
-            let _ = n;
-            if n_all == 0 {
-                if has_metalink {
-                    err(
-                        &mut out,
-                        "One of ---mirrorlist, --url, --metalink options must be specified for url command.",
-                    );
-                } else {
-                    err(
-                        &mut out,
-                        "One of ---mirrorlist, --url options must be specified for url command.",
-                    );
-                }
-            } else if n_all > 1 {
-                if has_metalink {
-                    err(
-                        &mut out,
-                        "Only one of --mirrorlist, --url, --metalink options may be specified for url command.",
-                    );
-                } else {
-                    err(
-                        &mut out,
-                        "Only one of --mirrorlist, --url options may be specified for url command.",
-                    );
-                }
+        "Url" | "Repo" => {
+            let (main, cmd) = if k == "Url" {
+                ("url", "url")
+            } else {
+                ("baseurl", "repo")
+            };
+            let mut opts = vec![
+                ("mirrorlist", "--mirrorlist"),
+                (main, if k == "Url" { "--url" } else { "--baseurl" }),
+            ];
+            if ns.0.iter().any(|(d, _)| *d == "metalink") {
+                opts.push(("metalink", "--metalink"));
             }
-        }
-        "Repo" => {
-            let n = ["baseurl", "mirrorlist", "metalink"]
+            let used: Vec<&str> = opts
                 .iter()
-                .filter(|x| t(ns, x))
-                .count();
-            if n > 1 {
-                let has_metalink = !matches!(ctx.class, "F21_Repo" | "RHEL7_Repo");
-                if has_metalink {
-                    err(
-                        &mut out,
-                        "Only one of --baseurl, --mirrorlist, --metalink options may be specified for repo command.",
-                    );
-                } else {
-                    err(
-                        &mut out,
-                        "Only one of --baseurl, --mirrorlist options may be specified for repo command.",
-                    );
-                }
+                .filter(|(d, _)| t(ns, d))
+                .map(|(_, o)| *o)
+                .collect();
+            if used.is_empty() && k == "Url" {
+                let all: Vec<&str> = opts.iter().map(|(_, o)| *o).collect();
+                out.push(Issue::Err(format!(
+                    "One of -{} options must be specified for {cmd} command.",
+                    all.join(", ")
+                )));
+            } else if used.len() > 1 {
+                out.push(Issue::Err(format!(
+                    "Only one of {} options may be specified for {cmd} command.",
+                    used.join(", ")
+                )));
             }
         }
         "Bootloader" => {
@@ -209,9 +190,11 @@ pub fn check(ctx: &Ctx, ns: &mut Namespace) -> Vec<Issue> {
                 );
             }
             if t(ns, "_md5pass") {
+                // pykickstart copies --md5pass into the password; the model keeps only the result
                 let v = ns.get("_md5pass").clone();
                 ns.set("password", v);
                 ns.set("isCrypted", Value::Bool(true));
+                ns.set("_md5pass", Value::None);
             }
         }
         "Services" => {
@@ -239,7 +222,6 @@ pub fn check(ctx: &Ctx, ns: &mut Namespace) -> Vec<Issue> {
         }
         "Partition" => partition(ctx, ns, &mut out),
         "LogVol" => logvol(ctx, ns, &mut out),
-        "VolGroup" => volgroup(ns, &mut out),
         "Network" => network(ctx, ns, &mut out),
         _ => {}
     }
@@ -377,25 +359,228 @@ fn autopart(ctx: &Ctx, ns: &mut Namespace, out: &mut Vec<Issue>) {
     }
 }
 
-fn partition(ctx: &Ctx, ns: &mut Namespace, out: &mut Vec<Issue>) {
-    let p = prefix(ctx.class);
-    if !matches!(p, "F20" | "F23" | "RHEL7") && t(ns, "pbkdf_time") && t(ns, "pbkdf_iterations") {
+fn mkfs_checks(ns: &Namespace, out: &mut Vec<Issue>) -> bool {
+    if !ns.0.iter().any(|(d, _)| *d == "mkfsopts") {
+        return true;
+    }
+    if matches!(ns.get("format"), Value::Bool(false)) && t(ns, "mkfsopts") {
+        out.push(Issue::Err(
+            "--mkfsoptions with --noformat has no effect.".into(),
+        ));
+        return false;
+    }
+    if t(ns, "fsprofile") && t(ns, "mkfsopts") {
+        out.push(Issue::Err(
+            "--mkfsoptions and --fsprofile cannot be used together.".into(),
+        ));
+        return false;
+    }
+    true
+}
+
+fn pbkdf_check(ns: &Namespace, out: &mut Vec<Issue>) -> bool {
+    if t(ns, "pbkdf_time") && t(ns, "pbkdf_iterations") {
         out.push(Issue::Err(
             "Only one of --pbkdf-time and --pbkdf-iterations can be specified.".into(),
         ));
+        return false;
+    }
+    true
+}
+
+fn partition(ctx: &Ctx, ns: &mut Namespace, out: &mut Vec<Issue>) {
+    let p = prefix(ctx.class);
+    if t(ns, "resize") && !t(ns, "onPart") {
+        out.push(Issue::Err(
+            "--resize can only be used in conjunction with --onpart".into(),
+        ));
+        return;
+    }
+    if t(ns, "resize") && !t(ns, "size") {
+        out.push(Issue::Err(
+            "--resize requires --size to specify new size".into(),
+        ));
+        return;
+    }
+    if !mkfs_checks(ns, out) || !pbkdf_check(ns, out) {
+        return;
+    }
+    if matches!(p, "RHEL8" | "RHEL9" | "RHEL10") && s(ns, "fstype") == Some("btrfs") {
+        out.push(Issue::Err("Btrfs file system is not supported".into()));
     }
 }
 
 fn logvol(ctx: &Ctx, ns: &mut Namespace, out: &mut Vec<Issue>) {
     let p = prefix(ctx.class);
-    if !matches!(p, "F21" | "F23" | "RHEL7") && t(ns, "pbkdf_time") && t(ns, "pbkdf_iterations") {
-        out.push(Issue::Err(
-            "Only one of --pbkdf-time and --pbkdf-iterations can be specified.".into(),
-        ));
+    if matches!(ns.get("format"), Value::Bool(false)) {
+        ns.set("preexist", Value::Bool(true));
+    }
+    let err = |out: &mut Vec<Issue>, m: &str| out.push(Issue::Err(m.to_string()));
+    if t(ns, "resize") && !t(ns, "preexist") {
+        return err(
+            out,
+            "--resize can only be used in conjunction with --useexisting",
+        );
+    }
+    if t(ns, "resize") && !t(ns, "size") {
+        return err(out, "--resize requires --size to indicate new size");
+    }
+    if t(ns, "thin_volume") && t(ns, "thin_pool") {
+        return err(
+            out,
+            "--thin and --thinpool cannot both be specified for the same logvol",
+        );
+    }
+    if t(ns, "thin_volume") && !t(ns, "pool_name") {
+        return err(out, "--thin requires --poolname to specify pool name");
+    }
+    if (t(ns, "chunk_size") || t(ns, "metadata_size")) && !t(ns, "thin_pool") {
+        return err(
+            out,
+            "--chunksize and --metadatasize are for thin pools only",
+        );
+    }
+    if !t(ns, "preexist")
+        && !t(ns, "percent")
+        && !t(ns, "size")
+        && !t(ns, "recommended")
+        && !t(ns, "hibernation")
+    {
+        return err(
+            out,
+            "No size given for logical volume. Use one of --useexisting, --noformat, --size, --percent, or --hibernation.",
+        );
+    }
+    if let Value::Int(pc) = ns.get("percent") {
+        if !(0..=100).contains(pc) {
+            return err(out, "Percentage must be between 0 and 100.");
+        }
+    }
+    if t(ns, "size") && t(ns, "percent") {
+        return err(
+            out,
+            "--size and --percent cannot both be specified for the same logvol",
+        );
+    }
+    if p != "F21"
+        && p != "RHEL7"
+        && (t(ns, "cache_size") || t(ns, "cache_mode") || t(ns, "cache_pvs"))
+    {
+        if t(ns, "preexist") {
+            return err(
+                out,
+                "Adding a cache to an existing logical volume is not supported",
+            );
+        }
+        if t(ns, "thin_volume") {
+            return err(out, "Thin volumes cannot be cached");
+        }
+        if !t(ns, "cache_pvs") {
+            return err(out, "Cache needs to have a list of (fast) PVs specified");
+        }
+        if !t(ns, "cache_size") {
+            return err(out, "Cache needs to have size specified");
+        }
+        if let Some(m) = s(ns, "cache_mode") {
+            if m != "writeback" && m != "writethrough" {
+                return err(out, &format!("Invalid cache mode given: {m}"));
+            }
+        }
+    }
+    if p != "F21" && !mkfs_checks(ns, out) {
+        return;
+    }
+    if !matches!(p, "F21" | "F23" | "RHEL7") && !pbkdf_check(ns, out) {
+        return;
+    }
+    if matches!(p, "RHEL8" | "RHEL9" | "RHEL10") && s(ns, "fstype") == Some("btrfs") {
+        err(out, "Btrfs file system is not supported");
     }
 }
 
-fn volgroup(_ns: &mut Namespace, _out: &mut Vec<Issue>) {}
+fn btrfs(ctx: &Ctx, ns: &mut Namespace, out: &mut Vec<Issue>) {
+    if matches!(ns.get("format"), Value::Bool(false)) {
+        ns.set("preexist", Value::Bool(true));
+    } else if t(ns, "preexist") {
+        ns.set("format", Value::Bool(false));
+    }
+    let err = |out: &mut Vec<Issue>, m: &str| out.push(Issue::Err(m.to_string()));
+    let Some(first) = ctx.extras.first() else {
+        return err(out, "btrfs must be given a mountpoint");
+    };
+    if ctx.extras.iter().any(|a| a.starts_with('-')) {
+        return out.push(unexpected(ctx));
+    }
+    let mp = if first.starts_with('/') {
+        crate::text::normpath(first)
+    } else {
+        first.clone()
+    };
+    ns.set("mntpoint", Value::Str(mp));
+    let devices: Vec<Value> = ctx.extras[1..]
+        .iter()
+        .map(|d| Value::Str(d.clone()))
+        .collect();
+    ns.set("devices", Value::List(devices.clone()));
+    if devices.is_empty() && !t(ns, "subvol") {
+        return err(out, "btrfs must be given a list of partitions");
+    } else if devices.is_empty() {
+        return err(out, "btrfs subvol requires specification of parent volume");
+    }
+    if t(ns, "subvol") && !t(ns, "name") {
+        return err(out, "btrfs subvolume requires a name");
+    }
+    if ctx.class != "F17_BTRFS" && (t(ns, "preexist") || !t(ns, "format")) && t(ns, "mkfsopts") {
+        err(
+            out,
+            "--mkfsoptions with --noformat or --useexisting has no effect.",
+        );
+    }
+}
+
+fn volgroup(ctx: &Ctx, ns: &mut Namespace, out: &mut Vec<Issue>) {
+    let list = |v: &Value| match v {
+        Value::List(l) => l.clone(),
+        Value::None => vec![],
+        v => vec![v.clone()],
+    };
+    let mut parts = list(ns.get("partitions"));
+    let mut name = list(ns.get("name"));
+    if parts.is_empty() {
+        if !ctx.extras.is_empty() {
+            parts = ctx.extras.iter().map(|e| Value::Str(e.clone())).collect();
+        } else if !name.is_empty() {
+            parts = name[1..].to_vec();
+            name.truncate(1);
+        }
+    }
+    // only the first name word is the VG name (pykickstart's vgname); keep the model canonical
+    name.truncate(1);
+    ns.set("partitions", Value::List(parts.clone()));
+    ns.set("name", Value::List(name.clone()));
+    if matches!(ns.get("format"), Value::Bool(false)) {
+        ns.set("preexist", Value::Bool(true));
+    }
+    if name.is_empty() {
+        out.push(Issue::Err("volgroup must be given a VG name".into()));
+    } else if parts.is_empty() && !t(ns, "preexist") {
+        out.push(Issue::Err(
+            "volgroup must be given a list of partitions".into(),
+        ));
+    } else if !parts.is_empty() && t(ns, "preexist") {
+        out.push(Issue::Err(
+            "Members may not be specified for preexisting volgroup".into(),
+        ));
+    } else if matches!(ns.get("reserved_space"), Value::Int(x) if *x < 0) {
+        out.push(Issue::Err(
+            "Volume group reserved space must be a positive integer.".into(),
+        ));
+    } else if matches!(ns.get("reserved_percent"), Value::Int(x) if !(1..100).contains(x)) {
+        out.push(Issue::Err(
+            "Volume group reserved space percentage must be between 1 and 99.".into(),
+        ));
+    }
+}
 
 fn network(ctx: &Ctx, ns: &mut Namespace, out: &mut Vec<Issue>) {
     let _ = (ctx, out);
@@ -404,8 +589,9 @@ fn network(ctx: &Ctx, ns: &mut Namespace, out: &mut Vec<Issue>) {
     }
 }
 
-/// The duplicate-item warning of a list command, comparing with the items already defined.
-pub fn duplicate(class: &str, ns: &Namespace, existing: &[&Namespace]) -> Option<String> {
+/// The identity of a list-command item for pykickstart's duplicate check (its data class's
+/// `__eq__`), with the warning to give when an equal item already exists. `None`: never a duplicate.
+pub fn duplicate_key(class: &str, ns: &Namespace) -> Option<(String, String)> {
     let first = |v: &Value| -> Value {
         match v {
             Value::List(l) => l.first().cloned().unwrap_or(Value::None),
@@ -419,44 +605,89 @@ pub fn duplicate(class: &str, ns: &Namespace, existing: &[&Namespace]) -> Option
             v => v.repr(),
         }
     };
-    let same = |key: &str| {
-        existing
-            .iter()
-            .any(|e| first(e.get(key)) == first(ns.get(key)))
-    };
-    match kind(class) {
+    let key = |k: &str| first(ns.get(k)).repr();
+    let k = kind(class);
+    let (id, msg) = match k {
         "Partition" => {
             let mp = first(ns.get("mntpoint"));
-            (mp != Value::Str("swap".into()) && same("mntpoint"))
-                .then(|| format!("A partition with the mountpoint {} has already been defined.", disp(&mp)))
-        }
-        "Network" => same("device").then(|| {
-            format!("A network device with the name {} has already been defined.", disp(ns.get("device")))
-        }),
-        "User" => same("name").then(|| format!("A user with the name {} has already been defined.", disp(ns.get("name")))),
-        "Group" => same("name").then(|| format!("A group with the name {} has already been defined.", disp(ns.get("name")))),
-        "Repo" => same("name").then(|| format!("A repo with the name {} has already been defined.", disp(ns.get("name")))),
-        "SshKey" => same("username")
-            .then(|| format!("An ssh user with the name {} has already been defined.", disp(ns.get("username")))),
-        "VolGroup" => same("name")
-            .then(|| format!("A volgroup with the name {} has already been defined.", disp(&first(ns.get("name"))))),
-        "LogVol" => existing
-            .iter()
-            .any(|e| e.get("name") == ns.get("name") && e.get("vgname") == ns.get("vgname"))
-            .then(|| {
+            if mp == Value::Str("swap".into()) {
+                return None;
+            }
+            (
+                key("mntpoint"),
                 format!(
-                    "A logical volume with the name {} has already been defined in volume group {}.",
-                    disp(ns.get("name")),
-                    disp(ns.get("vgname"))
-                )
-            }),
-        "Raid" => same("device")
-            .then(|| format!("A RAID device with the name {} has already been defined.", disp(ns.get("device")))),
-        "BTRFS" => same("mntpoint").then(|| {
-            format!("A btrfs volume with the mountpoint {} has already been defined.", disp(&first(ns.get("mntpoint"))))
-        }),
-        _ => None,
-    }
+                    "A partition with the mountpoint {} has already been defined.",
+                    disp(&mp)
+                ),
+            )
+        }
+        "Network" => (
+            key("device"),
+            format!(
+                "A network device with the name {} has already been defined.",
+                disp(ns.get("device"))
+            ),
+        ),
+        "User" => (
+            key("name"),
+            format!(
+                "A user with the name {} has already been defined.",
+                disp(ns.get("name"))
+            ),
+        ),
+        "Group" => (
+            key("name"),
+            format!(
+                "A group with the name {} has already been defined.",
+                disp(ns.get("name"))
+            ),
+        ),
+        "Repo" => (
+            key("name"),
+            format!(
+                "A repo with the name {} has already been defined.",
+                disp(ns.get("name"))
+            ),
+        ),
+        "SshKey" => (
+            key("username"),
+            format!(
+                "An ssh user with the name {} has already been defined.",
+                disp(ns.get("username"))
+            ),
+        ),
+        "VolGroup" => (
+            key("name"),
+            format!(
+                "A volgroup with the name {} has already been defined.",
+                disp(&first(ns.get("name")))
+            ),
+        ),
+        "LogVol" => (
+            format!("{}\0{}", key("name"), key("vgname")),
+            format!(
+                "A logical volume with the name {} has already been defined in volume group {}.",
+                disp(ns.get("name")),
+                disp(ns.get("vgname"))
+            ),
+        ),
+        "Raid" => (
+            key("device"),
+            format!(
+                "A RAID device with the name {} has already been defined.",
+                disp(ns.get("device"))
+            ),
+        ),
+        "BTRFS" => (
+            key("mntpoint"),
+            format!(
+                "A btrfs volume with the mountpoint {} has already been defined.",
+                disp(&first(ns.get("mntpoint")))
+            ),
+        ),
+        _ => return None,
+    };
+    Some((id, msg))
 }
 
 /// Checks of the `%packages` header after argparse (`PackageSection.handleHeader`).

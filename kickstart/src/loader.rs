@@ -65,11 +65,17 @@ impl Loader for FsLoader {
 
     fn read(&self, path: &str) -> Result<Vec<u8>, String> {
         let p = self.resolve(path);
-        let res = if p.is_dir() {
-            Err(std::io::Error::from_raw_os_error(21))
-        } else {
-            std::fs::read(&p)
-        };
+        let res = (|| {
+            use std::io::Read;
+            let mut f = std::fs::File::open(&p)?;
+            let meta = f.metadata()?;
+            if meta.is_dir() {
+                return Err(std::io::Error::from_raw_os_error(21));
+            }
+            let mut buf = Vec::with_capacity(meta.len() as usize);
+            f.read_to_end(&mut buf)?;
+            Ok(buf)
+        })();
         res.map_err(|e| match e.raw_os_error() {
             Some(code) => format!("[Errno {code}] {}: {}", strerror(code), py_repr(path)),
             None => format!("{e}: {}", py_repr(path)),
@@ -77,7 +83,11 @@ impl Loader for FsLoader {
     }
 
     fn identity(&self, path: &str) -> String {
+        use std::os::unix::fs::MetadataExt;
         let p = self.resolve(path);
+        if let Ok(m) = std::fs::metadata(&p) {
+            return format!("{}:{}", m.dev(), m.ino());
+        }
         std::fs::canonicalize(&p)
             .unwrap_or_else(|_| Path::new(&normpath(&p.to_string_lossy())).to_path_buf())
             .to_string_lossy()

@@ -31,6 +31,9 @@ pub struct Command {
     pub args: Namespace,
     /// A list command (each use adds an item).
     pub list: bool,
+    /// Single-instance commands: every use (name as written, its own options) in order; `args`
+    /// is their merge. The writer replays them so that per-line checks hold again.
+    pub uses: Vec<(String, Namespace)>,
     /// Write priority (pykickstart's ordering of commands on output).
     pub priority: i64,
 }
@@ -127,8 +130,11 @@ pub struct Group {
 /// The `%packages` section (all `%packages` sections merged, as pykickstart does).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Default)]
 pub struct Packages {
-    /// Header options by `dest` (`excludedocs`, `ignoremissing`, `nocore`, `instLangs`, …).
+    /// Header options by `dest` (`excludedocs`, `ignoremissing`, `nocore`, `instLangs`, …),
+    /// merged over every `%packages` header.
     pub options: Namespace,
+    /// The options of each `%packages` header, in order.
+    pub headers: Vec<Namespace>,
     /// `@^environment` (last wins).
     pub environment: Option<String>,
     /// Groups in order.
@@ -148,7 +154,7 @@ pub struct Packages {
 pub struct NullSection {
     /// Header words (`%addon`, `com_redhat_kdump`, `--enable`).
     pub header: Vec<String>,
-    /// Body lines without line ends.
+    /// Body lines, each with its line end.
     pub body: Vec<String>,
 }
 

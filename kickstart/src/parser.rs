@@ -159,6 +159,7 @@ struct Parser<'a> {
     null: HashMap<String, (Vec<String>, Vec<String>)>,
     seen: BTreeSet<usize>,
     single: HashMap<usize, usize>,
+    dup_keys: HashMap<usize, std::collections::HashSet<String>>,
     stack: Vec<Frame>,
     /// Line of the current file being read (for include sites).
     cur_file: String,
@@ -183,6 +184,7 @@ pub fn parse_with(text: &str, name: &str, opts: &Options, loader: &dyn Loader) -
         null: HashMap::new(),
         seen: BTreeSet::new(),
         single: HashMap::new(),
+        dup_keys: HashMap::new(),
         stack: Vec::new(),
         cur_file: name.to_string(),
     };
@@ -290,6 +292,9 @@ impl Parser<'_> {
     }
 
     fn preprocess(&mut self, text: &str) -> R<String> {
+        if !text.contains("%ksappend") {
+            return Ok(text.to_string());
+        }
         let mut out = String::with_capacity(text.len());
         for (i, l) in splitlines(text).into_iter().enumerate() {
             let ll = strip(l);
@@ -609,6 +614,7 @@ impl Parser<'_> {
                         pk.location.file = self.cur_file.clone();
                     }
                     pk.options.merge_non_none(&ns);
+                    pk.headers.push(ns);
                     Ok(())
                 } else {
                     // %certificate
@@ -648,7 +654,7 @@ impl Parser<'_> {
             }
             "%addon" | "%anaconda" => {
                 let e = self.null.entry(tag.to_string()).or_default();
-                e.1.push(line.trim_end_matches(['\n', '\r']).to_string());
+                e.1.push(line.to_string());
                 Ok(())
             }
             _ => {
@@ -746,6 +752,13 @@ impl Parser<'_> {
         let Some(pidx) = spec.parser else {
             return Ok(());
         };
+        if spec.class.ends_with("_Method") {
+            // pykickstart's method command has no parse(): every use is a TypeError
+            return Err(Raise::err(
+                "parse() not implemented for KickstartCommand",
+                lineno,
+            ));
+        }
         let out = if spec.raw {
             if matches!(spec.class.as_str(), "FC3_Cdrom" | "F28_Hmc" | "RHEL7_Hmc")
                 && args.len() > 1
@@ -756,9 +769,13 @@ impl Parser<'_> {
                 ));
             }
             // pykickstart keeps `currentLine[len(currentCmd):].strip()` (byte-for-byte quirks included)
-            let rest: String = line.chars().skip(name.chars().count()).collect();
             let mut ns = Namespace::default();
-            ns.set("raw", Value::Str(strip(&rest).to_string()));
+            if spec.class.ends_with("_DeviceProbe") {
+                ns.set("raw", Value::Str(args[1..].join(" ")));
+            } else if !matches!(spec.class.as_str(), "FC3_Cdrom" | "F28_Hmc" | "RHEL7_Hmc") {
+                let rest: String = line.chars().skip(name.chars().count()).collect();
+                ns.set("raw", Value::Str(strip(&rest).to_string()));
+            }
             argparse::Outcome {
                 ns: Some(ns),
                 ..Default::default()
@@ -795,15 +812,18 @@ impl Parser<'_> {
         let issues = checks::check(&ctx, &mut ns);
         self.issues(issues, lineno)?;
         if spec.list {
-            let existing: Vec<&Namespace> = self
-                .ks
-                .commands
-                .iter()
-                .filter(|c| c.obj == spec.obj)
-                .map(|c| &c.args)
-                .collect();
-            if let Some(msg) = checks::duplicate(&spec.class, &ns, &existing) {
-                self.warn(msg, lineno)?;
+            let dup = checks::duplicate_key(&spec.class, &ns);
+            if let Some((key, msg)) = &dup {
+                if self
+                    .dup_keys
+                    .get(&spec.obj)
+                    .is_some_and(|set| set.contains(key))
+                {
+                    self.warn(msg.clone(), lineno)?;
+                }
+            }
+            if let Some((key, _)) = dup {
+                self.dup_keys.entry(spec.obj).or_default().insert(key);
             }
             self.ks.commands.push(Command {
                 name: name.clone(),
@@ -815,11 +835,13 @@ impl Parser<'_> {
                 },
                 args: ns,
                 list: true,
+                uses: Vec::new(),
                 priority: spec.prio.unwrap_or(0),
             });
         } else if let Some(&i) = self.single.get(&spec.obj) {
             let c = &mut self.ks.commands[i];
             c.args.merge_non_none(&ns);
+            c.uses.push((name.clone(), ns));
             c.name = name;
             c.location = Location {
                 file: self.cur_file.clone(),
@@ -836,6 +858,7 @@ impl Parser<'_> {
                 }
             }
             self.ks.commands.push(Command {
+                uses: vec![(name.clone(), ns)],
                 name,
                 class: spec.class.clone(),
                 obj: spec.obj,
@@ -859,11 +882,30 @@ fn deprecated_option(lineno: usize, opt: &str) -> String {
 }
 
 fn utf8_message(e: &std::string::FromUtf8Error) -> String {
-    let pos = e.utf8_error().valid_up_to();
-    let byte = e.as_bytes().get(pos).copied().unwrap_or(0);
-    format!(
-        "'utf-8' codec can't decode byte 0x{byte:02x} in position {pos}: invalid UTF-8 (file is not UTF-8)"
-    )
+    let u = e.utf8_error();
+    let pos = u.valid_up_to();
+    let bytes = e.as_bytes();
+    let byte = bytes.get(pos).copied().unwrap_or(0);
+    match u.error_len() {
+        None if bytes.len() - pos > 1 => {
+            format!(
+                "'utf-8' codec can't decode bytes in position {}-{}: unexpected end of data",
+                pos,
+                bytes.len() - 1
+            )
+        }
+        None => format!(
+            "'utf-8' codec can't decode byte 0x{byte:02x} in position {pos}: unexpected end of data"
+        ),
+        Some(_) => {
+            let reason = if (0x80..=0xc1).contains(&byte) || byte >= 0xf5 {
+                "invalid start byte"
+            } else {
+                "invalid continuation byte"
+            };
+            format!("'utf-8' codec can't decode byte 0x{byte:02x} in position {pos}: {reason}")
+        }
+    }
 }
 
 fn utf8_line(e: &std::string::FromUtf8Error) -> usize {

@@ -30,6 +30,9 @@ pub struct ParserSpec {
     pub actions: Vec<ActionSpec>,
     /// Option strings in the parser's lookup order, each with its action index.
     pub strings: Vec<(String, usize)>,
+    /// argparse's initial namespace (defaults), computed on first use.
+    #[serde(skip)]
+    pub defaults: OnceLock<crate::argparse::Namespace>,
 }
 
 /// One argparse action.

@@ -4,26 +4,33 @@
 /// Python `str.splitlines(True)`: lines keep their terminator; boundaries are `\n`, `\r\n`, `\r`,
 /// `\x0b`, `\x0c`, `\x1c`, `\x1d`, `\x1e`, `\x85`, U+2028 and U+2029.
 pub fn splitlines(s: &str) -> Vec<&str> {
-    let mut out = Vec::new();
+    let b = s.as_bytes();
+    let mut out = Vec::with_capacity(b.len() / 32 + 1);
     let mut start = 0;
-    let bytes = s.as_bytes();
-    let mut iter = s.char_indices().peekable();
-    while let Some((i, c)) = iter.next() {
+    let mut i = 0;
+    while i < b.len() {
+        let c = b[i];
         let end = match c {
-            '\r' => {
-                if bytes.get(i + 1) == Some(&b'\n') {
-                    iter.next();
+            b'\r' => {
+                if b.get(i + 1) == Some(&b'\n') {
                     i + 2
                 } else {
                     i + 1
                 }
             }
-            '\n' | '\x0b' | '\x0c' | '\x1c' | '\x1d' | '\x1e' => i + 1,
-            '\u{85}' | '\u{2028}' | '\u{2029}' => i + c.len_utf8(),
-            _ => continue,
+            b'\n' | 0x0b | 0x0c | 0x1c | 0x1d | 0x1e => i + 1,
+            0xc2 if b.get(i + 1) == Some(&0x85) => i + 2,
+            0xe2 if b.get(i + 1) == Some(&0x80) && matches!(b.get(i + 2), Some(0xa8 | 0xa9)) => {
+                i + 3
+            }
+            _ => {
+                i += 1;
+                continue;
+            }
         };
         out.push(&s[start..end]);
         start = end;
+        i = end;
     }
     if start < s.len() {
         out.push(&s[start..]);

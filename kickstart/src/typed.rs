@@ -163,7 +163,7 @@ Partition {
 
 typed!(/// `autopart`
 AutoPart {
-    /// `--type` (pykickstart constant: 0 plain, 1 btrfs, 2 lvm, 3 thinp, …)
+    /// `--type` (pykickstart constant: 0 plain, 1 btrfs, 2 lvm, 3 thinp, 4 stratis)
     kind: Option<i64> = |n: &Namespace, _| int(n, "type"),
     /// `--fstype`
     fstype: Option<String> = |n: &Namespace, _| st(n, "fstype"),
@@ -179,7 +179,7 @@ AutoPart {
 
 typed!(/// `clearpart`
 ClearPart {
-    /// `--all` (2), `--linux` (1), `--none` (0), `--list` (3)
+    /// pykickstart constant: `--linux` 0, `--all` 1, `--none` 2, `--list` 3
     kind: Option<i64> = |n: &Namespace, _| int(n, "type"),
     /// `--drives`
     drives: Vec<String> = |n: &Namespace, _| list(n, "drives"),
@@ -368,7 +368,7 @@ Firewall {
 
 typed!(/// `selinux`
 Selinux {
-    /// 0 disabled, 1 permissive, 2 enforcing; `None` when no option was given
+    /// pykickstart constant: 0 disabled, 1 enforcing, 2 permissive; `None` when no option was given
     mode: Option<i64> = |n: &Namespace, _| int(n, "selinux"),
 });
 
@@ -482,7 +482,7 @@ DisplayMode {
 
 typed!(/// `firstboot`
 Firstboot {
-    /// pykickstart constant: 0 disabled, 1 enabled, 2 reconfig
+    /// pykickstart constant: 0 default (`--enable`), 1 skip (`--disable`), 2 `--reconfig`
     mode: Option<i64> = |n: &Namespace, _| int(n, "firstboot"),
 });
 

@@ -6,6 +6,11 @@ use crate::argparse::Value;
 use crate::model::*;
 use crate::tables::{ActionSpec, tables};
 
+/// Characters that end a line (Python `str.splitlines`).
+const LINE_ENDS: [char; 10] = [
+    '\n', '\r', '\x0b', '\x0c', '\x1c', '\x1d', '\x1e', '\u{85}', '\u{2028}', '\u{2029}',
+];
+
 /// Quote a value for shlex (double quotes; `\` and `"` escaped).
 pub fn quote(s: &str) -> String {
     let mut out = String::with_capacity(s.len() + 2);
@@ -76,6 +81,15 @@ pub fn command_args(version: &str, cmd: &Command) -> Vec<String> {
     let p = t.parser(pi);
     let mut pos = Vec::new();
     let mut opts = Vec::new();
+    if cmd.kind() == "BTRFS" {
+        // btrfs takes its mount point and devices from the arguments argparse leaves over
+        if let Some(mp) = cmd.args.get("mntpoint").as_str() {
+            pos.push(quote(mp));
+        }
+        if let Value::List(devs) = cmd.args.get("devices") {
+            pos.extend(devs.iter().filter_map(|d| d.as_str()).map(quote));
+        }
+    }
     let mut done: Vec<&str> = Vec::new();
     for a in &p.actions {
         let v = cmd.args.get(&a.dest);
@@ -113,6 +127,16 @@ pub fn command_args(version: &str, cmd: &Command) -> Vec<String> {
                 "store_false" if *v == Value::Bool(false) => opts.push(name.clone()),
                 "store_const" if *v == Value::from_json(&x.konst) => opts.push(name.clone()),
                 "store" => match v {
+                    Value::List(l) if l.is_empty() && x.nargs.is_null() => {
+                        opts.push(format!("{name}=--"))
+                    }
+                    Value::List(l)
+                        if (matches!(x.nargs, serde_json::Value::String(_))
+                            || x.nargs.is_number())
+                            && l.len() == 1 =>
+                    {
+                        opts.push(format!("{name}={}", quote(&scalar(x, &l[0]))));
+                    }
                     Value::List(l)
                         if matches!(x.nargs, serde_json::Value::String(_))
                             || x.nargs.is_number() =>
@@ -157,6 +181,16 @@ pub fn command_args(version: &str, cmd: &Command) -> Vec<String> {
         let _ = emitted;
         done.push(&a.dest);
     }
+    if pos.is_empty() && opts.is_empty() && cmd.kind() == "Timezone" {
+        // a bare `timezone` is an error; `timezone --` keeps every default
+        return vec!["--".into()];
+    }
+    if pos.iter().any(|p| p.starts_with("\"-")) {
+        // a positional that looks like an option goes after "--"
+        opts.push("--".into());
+        opts.extend(pos);
+        return opts;
+    }
     pos.extend(opts);
     pos
 }
@@ -175,13 +209,20 @@ pub fn write(ks: &Kickstart) -> String {
     let mut cmds: Vec<&Command> = ks.commands.iter().collect();
     cmds.sort_by_key(|c| c.priority);
     for c in cmds {
-        let args = command_args(&ks.version, c);
-        out.push_str(&c.name);
-        for a in args {
-            out.push(' ');
-            out.push_str(&a);
+        if c.uses.len() > 1 {
+            // replay every use of a repeated single-instance command (per-line checks, last wins)
+            for (name, ns) in &c.uses {
+                let one = Command {
+                    name: name.clone(),
+                    args: ns.clone(),
+                    uses: Vec::new(),
+                    ..c.clone()
+                };
+                write_command(&mut out, &ks.version, &one);
+            }
+        } else {
+            write_command(&mut out, &ks.version, c);
         }
-        out.push('\n');
     }
     for s in &ks.scripts {
         out.push('\n');
@@ -200,7 +241,7 @@ pub fn write(ks: &Kickstart) -> String {
         }
         out.push('\n');
         out.push_str(&s.body);
-        if !s.body.ends_with('\n') {
+        if !s.body.ends_with(LINE_ENDS) {
             out.push('\n');
         }
         out.push_str("%end\n");
@@ -217,11 +258,39 @@ pub fn write(ks: &Kickstart) -> String {
         out.push('\n');
         for l in &n.body {
             out.push_str(l);
+        }
+        if n.body.last().is_some_and(|l| !l.ends_with(LINE_ENDS)) {
             out.push('\n');
         }
         out.push_str("%end\n");
     }
     if let Some(p) = &ks.packages {
+        // every header but the last as an empty section (per-header checks, last wins)
+        let pidx0 = tables()
+            .versions
+            .iter()
+            .find(|v| v.name == ks.version)
+            .map(|v| v.sections["%packages"]);
+        if let (Some(pi), true) = (pidx0, p.headers.len() > 1) {
+            for h in &p.headers[..p.headers.len() - 1] {
+                let c = Command {
+                    name: String::new(),
+                    class: String::new(),
+                    obj: 0,
+                    location: Location::default(),
+                    args: h.clone(),
+                    list: false,
+                    uses: Vec::new(),
+                    priority: 0,
+                };
+                out.push_str("\n%packages");
+                for a in section_args(pi, &c) {
+                    out.push(' ');
+                    out.push_str(&a);
+                }
+                out.push_str("\n%end\n");
+            }
+        }
         out.push_str("\n%packages");
         let pidx = tables()
             .versions
@@ -234,8 +303,13 @@ pub fn write(ks: &Kickstart) -> String {
                 class: String::new(),
                 obj: 0,
                 location: Location::default(),
-                args: p.options.clone(),
+                args: p
+                    .headers
+                    .last()
+                    .cloned()
+                    .unwrap_or_else(|| p.options.clone()),
                 list: false,
+                uses: Vec::new(),
                 priority: 0,
             };
             for a in section_args(pi, &c) {
@@ -244,11 +318,12 @@ pub fn write(ks: &Kickstart) -> String {
             }
         }
         out.push('\n');
-        if let Some(e) = &p.environment {
-            out.push_str(&format!("@^{e}\n"));
-        }
+        // excluded groups first: "-@^x" would otherwise clear an environment "x" written before it
         for g in &p.excluded_groups {
             out.push_str(&format!("-@{g}\n"));
+        }
+        if let Some(e) = &p.environment {
+            out.push_str(&format!("@^{e}\n"));
         }
         for g in &p.groups {
             let opt = match g.include {
@@ -256,7 +331,9 @@ pub fn write(ks: &Kickstart) -> String {
                 GroupInclude::All => " --optional",
                 GroupInclude::Default => "",
             };
-            out.push_str(&format!("@{}{opt}\n", g.name));
+            // a group named "^x" (from "@\x1f^x") must not read back as an environment
+            let sep = if g.name.starts_with('^') { " " } else { "" };
+            out.push_str(&format!("@{sep}{}{opt}\n", g.name));
         }
         for x in &p.packages {
             out.push_str(x);
@@ -280,6 +357,15 @@ pub fn write(ks: &Kickstart) -> String {
         out.push_str("\n%end\n");
     }
     out
+}
+
+fn write_command(out: &mut String, version: &str, c: &Command) {
+    out.push_str(&c.name);
+    for a in command_args(version, c) {
+        out.push(' ');
+        out.push_str(&a);
+    }
+    out.push('\n');
 }
 
 fn section_args(pidx: usize, c: &Command) -> Vec<String> {
@@ -312,4 +398,65 @@ fn section_args(pidx: usize, c: &Command) -> Vec<String> {
         }
     }
     out
+}
+
+/// Can `ks` be written as text that parses back to it? Not when a value holds a line-boundary
+/// character (a token that ended at `\x0c`, a `\`-escaped newline), or a `%packages` entry looks
+/// like a section keyword (`%end` from `%end#comment`).
+pub fn representable(ks: &Kickstart) -> bool {
+    let dbg = format!(
+        "{:?}{:?}{:?}{:?}",
+        ks.commands, ks.packages, ks.null_sections, ks.certificates
+    );
+    let scripts: String = ks
+        .scripts
+        .iter()
+        .map(|s| format!("{:?}{:?}", s.interpreter, s.log))
+        .collect();
+    let all = dbg + &scripts;
+    if [
+        "\\n",
+        "\\r",
+        "\\u{b}",
+        "\\u{c}",
+        "\\u{1c}",
+        "\\u{1d}",
+        "\\u{1e}",
+        "\\u{85}",
+        "\\u{2028}",
+        "\\u{2029}",
+    ]
+    .iter()
+    .any(|e| all.contains(e))
+        || !one_line(&all)
+    {
+        return false;
+    }
+    // commands kept raw (auth, realm, …) are written back verbatim: they must still tokenise
+    let bad_raw = |name: &str, ns: &crate::argparse::Namespace| {
+        ns.get("raw")
+            .as_str()
+            .is_some_and(|r| crate::shlex::split(&format!("{name} {r}\n"), true).is_err())
+    };
+    if ks
+        .commands
+        .iter()
+        .any(|c| bad_raw(&c.name, &c.args) || c.uses.iter().any(|(n, ns)| bad_raw(n, ns)))
+    {
+        return false;
+    }
+    if let Some(p) = &ks.packages {
+        let names = p
+            .packages
+            .iter()
+            .chain(&p.excluded)
+            .chain(&p.excluded_groups);
+        if names
+            .chain(p.groups.iter().map(|g| &g.name))
+            .any(|n| n.starts_with('%') || n.starts_with("-%"))
+        {
+            return false;
+        }
+    }
+    true
 }

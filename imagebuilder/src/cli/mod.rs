@@ -1,15 +1,15 @@
 //! Command-line interface: one clap type per leaf subcommand, one `match` dispatching to the library.
 //! Exit codes: 0 success, 1 failure (or invalid input), 2 usage error (clap's own).
 
-mod boot_test;
-
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
+mod boot_test;
 mod demo;
 mod image;
 mod imagefactory;
+mod ks;
 mod render;
 mod tdl;
 mod tree;
@@ -36,6 +36,9 @@ enum Cmd {
     /// Build raw/qcow2 disk images from a kickstart and an OSTree commit
     Image(image::ImageArgs),
     Demo(demo::DemoArgs),
+    /// Kickstart validation, flattening and version tables
+    #[command(subcommand)]
+    Ks(ks::KsCmd),
 }
 
 pub fn main() -> ExitCode {
@@ -51,6 +54,7 @@ pub fn main() -> ExitCode {
         Cmd::Imagefactory(a) => imagefactory::run(a),
         Cmd::Image(a) => image::run(a),
         Cmd::Demo(a) => demo::run(a),
+        Cmd::Ks(c) => ks::run(c),
     };
     match result {
         Ok(code) => code,

@@ -1,0 +1,113 @@
+//! Bad and hostile input: one located error, never a panic or a hang.
+
+use kickstart::{MemLoader, Options, Version, parse_path, parse_with};
+
+fn validate(loader: &MemLoader, top: &str) -> kickstart::Report {
+    parse_path(top, &Options::validate(Version::devel()), loader)
+}
+
+#[test]
+fn include_cycle_is_reported_with_the_chain() {
+    let l = MemLoader::default()
+        .with("top.ks", "lang en_US\n%include a.ks\n")
+        .with("a.ks", "# a\n%include b.ks\n")
+        .with("b.ks", "%include a.ks\n");
+    let r = validate(&l, "top.ks");
+    assert_eq!(r.diagnostics.len(), 1, "{:?}", r.diagnostics);
+    let d = &r.diagnostics[0];
+    assert_eq!((d.file.as_str(), d.line), ("b.ks", 1));
+    assert!(
+        d.message.contains("%include cycle: a.ks -> b.ks -> a.ks"),
+        "{}",
+        d.message
+    );
+    let chain: Vec<(&str, usize)> = d
+        .include_chain
+        .iter()
+        .map(|s| (s.file.as_str(), s.line))
+        .collect();
+    assert_eq!(chain, [("top.ks", 2), ("a.ks", 2)]);
+    assert!(d.render().contains("included from a.ks:2"));
+}
+
+#[test]
+fn errors_in_included_files_are_local_and_chained() {
+    let l = MemLoader::default()
+        .with("top.ks", "lang en_US\n\n%include sub/inner.ks\n")
+        .with("sub/inner.ks", "keyboard us\nbogus --x\n");
+    let r = validate(&l, "top.ks");
+    let d = &r.diagnostics[0];
+    assert_eq!(
+        (d.file.as_str(), d.line, d.message.as_str()),
+        ("sub/inner.ks", 2, "Unknown command: bogus")
+    );
+    assert_eq!(d.include_chain[0].line, 3);
+}
+
+#[test]
+fn include_resolves_relative_to_the_including_file() {
+    let l = MemLoader::default()
+        .with("top.ks", "%include sub/inner.ks\n")
+        .with("sub/inner.ks", "%include leaf.ks\n")
+        .with("sub/leaf.ks", "bogus\n");
+    let r = validate(&l, "top.ks");
+    assert_eq!(r.diagnostics[0].file, "sub/leaf.ks");
+    // the working directory wins over the including file's directory
+    let l = l.with("leaf.ks", "lang en_US\n");
+    assert!(validate(&l, "top.ks").diagnostics.is_empty());
+}
+
+#[test]
+fn deep_include_chains_stop_cleanly() {
+    let mut l = MemLoader::default();
+    for i in 0..500 {
+        l = l.with(&format!("f{i}.ks"), &format!("%include f{}.ks\n", i + 1));
+    }
+    l = l.with("f500.ks", "lang en_US\n");
+    let r = validate(&l, "f0.ks");
+    assert_eq!(r.diagnostics.len(), 1);
+    assert!(
+        r.diagnostics[0].message.contains("nesting deeper than"),
+        "{}",
+        r.diagnostics[0].message
+    );
+}
+
+#[test]
+fn huge_lines_and_files_are_fine() {
+    let long = format!("rootpw {}\n", "x".repeat(4 << 20));
+    let r = parse_with(
+        &long,
+        "big.ks",
+        &Options::validate(Version::devel()),
+        &MemLoader::default(),
+    );
+    assert!(r.diagnostics.is_empty());
+    let quote = format!("rootpw \"{}\n", "y".repeat(4 << 20));
+    let r = parse_with(
+        &quote,
+        "q.ks",
+        &Options::validate(Version::devel()),
+        &MemLoader::default(),
+    );
+    assert_eq!(r.diagnostics[0].message, "No closing quotation");
+    assert_eq!(r.diagnostics[0].line, 1);
+    let many = "part /x --size=1\n".repeat(200_000);
+    let r = parse_with(
+        &many,
+        "m.ks",
+        &Options::flatten(Version::devel()),
+        &MemLoader::default(),
+    );
+    assert_eq!(r.warnings().count(), 199_999);
+}
+
+#[test]
+fn non_utf8_names_the_line() {
+    let mut l = MemLoader::default();
+    l.files
+        .insert("bad.ks".into(), b"lang en_US\nrootpw \xff\n".to_vec());
+    let r = validate(&l, "bad.ks");
+    assert_eq!(r.diagnostics[0].line, 2);
+    assert!(r.diagnostics[0].message.contains("invalid start byte"));
+}
