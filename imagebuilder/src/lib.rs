@@ -13,6 +13,7 @@ pub mod imagefactory;
 pub mod ks;
 pub mod logging;
 pub mod post;
+pub mod progress;
 pub mod render;
 pub mod sysconfig;
 pub mod tdl;

@@ -26,7 +26,7 @@ use super::fs::{MkfsOptions, estimate_bytes, make_btrfs, make_ext, make_swap, tr
 use super::grub::{GrubTarget, build_core, build_efi, grub_cfg, install_bios};
 use super::outputs::{BuildLog, OutputFormat, OutputInfo, Staged, check_targets, temp_in, xz};
 use super::plan::{Content, DiskPlan, FsKind, IdSource, Layout, MIB, Role, is_under};
-use super::qcow2::{Qcow2Options, write_qcow2_from_raw};
+use super::qcow2::{Qcow2Options, write_qcow2_with_progress};
 use super::request::{DiskRequest, OstreeSetup};
 use crate::deploy::{self, DeploySource, Deployed};
 
@@ -320,7 +320,10 @@ fn run(
         "deploying {} from {} (osname {})",
         source.reference, source.pull_url, source.osname
     ));
-    let deployed = deploy::deploy(&work.path().join("sysroot"), source)?;
+    let bar = crate::progress::spinner(&format!("deploying {}", source.reference));
+    let deployed = deploy::deploy(&work.path().join("sysroot"), source);
+    bar.finish_and_clear();
+    let deployed = deployed?;
     log.step(format!("deployed commit {}", deployed.commit));
 
     // 3. fstab.
@@ -479,29 +482,41 @@ fn run(
             f.mountpoint,
             size / MIB
         ));
-        match f.kind {
-            FsKind::Ext4 | FsKind::Ext3 => {
-                make_ext(&raw_tmp, offset, size, f, &fs_dirs[&f.mountpoint], mkfs)?
+        let bar = crate::progress::spinner(&format!(
+            "making {} on {}",
+            f.kind.fstab_type(),
+            f.mountpoint
+        ));
+        let made: Result<()> = (|| {
+            match f.kind {
+                FsKind::Ext4 | FsKind::Ext3 => {
+                    make_ext(&raw_tmp, offset, size, f, &fs_dirs[&f.mountpoint], mkfs)?
+                }
+                FsKind::Btrfs => make_btrfs(
+                    &raw_tmp,
+                    offset,
+                    size,
+                    f,
+                    &fs_dirs[&f.mountpoint],
+                    &work.path().join("btrfs.img"),
+                )?,
+                FsKind::Vfat => {
+                    let opts = FatOptions {
+                        label: f.label.clone().unwrap_or_default(),
+                        volume_id: f.fat_volume_id().context("FAT volume id")?,
+                        timestamp: now,
+                    };
+                    write_fat32(&raw_file, offset, size, &fs_dirs[&f.mountpoint], &opts)
+                        .with_context(|| {
+                            format!("writing the FAT filesystem for {}", f.mountpoint)
+                        })?;
+                }
+                FsKind::Swap => make_swap(&raw_file, offset, size, f)?,
             }
-            FsKind::Btrfs => make_btrfs(
-                &raw_tmp,
-                offset,
-                size,
-                f,
-                &fs_dirs[&f.mountpoint],
-                &work.path().join("btrfs.img"),
-            )?,
-            FsKind::Vfat => {
-                let opts = FatOptions {
-                    label: f.label.clone().unwrap_or_default(),
-                    volume_id: f.fat_volume_id().context("FAT volume id")?,
-                    timestamp: now,
-                };
-                write_fat32(&raw_file, offset, size, &fs_dirs[&f.mountpoint], &opts)
-                    .with_context(|| format!("writing the FAT filesystem for {}", f.mountpoint))?;
-            }
-            FsKind::Swap => make_swap(&raw_file, offset, size, f)?,
-        }
+            Ok(())
+        })();
+        bar.finish_and_clear();
+        made?;
     }
     if !job.disk.bootloader.disabled {
         let bios = plan
@@ -537,13 +552,18 @@ fn run(
                     }
                 ));
                 let (f, tmp) = temp_in(&job.outdir, ".qcow2")?;
-                let st = write_qcow2_from_raw(
+                let data = super::qcow2::bytes_to_read(&raw_tmp)?;
+                let bar = crate::progress::bytes("writing qcow2", data);
+                let st = write_qcow2_with_progress(
                     &raw_tmp,
                     &f,
                     Qcow2Options {
                         compress: job.qcow2_compress,
                     },
-                )?;
+                    &|n| bar.inc(n),
+                );
+                bar.finish_and_clear();
+                let st = st?;
                 f.sync_all()?;
                 log.step(format!(
                     "qcow2: {} data clusters, {} MiB file",
@@ -558,7 +578,10 @@ fn run(
             }
             OutputFormat::RawXz => {
                 log.step("compressing raw.xz");
-                let (f, tmp) = xz(&raw_tmp, &job.outdir)?;
+                let bar = crate::progress::spinner("compressing raw.xz");
+                let r = xz(&raw_tmp, &job.outdir);
+                bar.finish_and_clear();
+                let (f, tmp) = r?;
                 f.sync_all()?;
                 staged.push(Staged {
                     format: Some(*fmt),

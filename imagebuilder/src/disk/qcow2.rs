@@ -68,6 +68,30 @@ pub fn data_extents(f: &File, len: u64) -> Result<Vec<(u64, u64)>> {
     Ok(out)
 }
 
+/// The data extents of `f` as merged `[first, end)` cluster ranges.
+fn cluster_extents(f: &File, len: u64) -> Result<Vec<(u64, u64)>> {
+    let mut extents: Vec<(u64, u64)> = Vec::new();
+    for (s, e) in data_extents(f, len)? {
+        let s = s / CLUSTER;
+        let e = e.div_ceil(CLUSTER);
+        match extents.last_mut() {
+            Some(last) if last.1 >= s => last.1 = last.1.max(e),
+            _ => extents.push((s, e)),
+        }
+    }
+    Ok(extents)
+}
+
+/// How many bytes [`write_qcow2_with_progress`] reads from `raw` (the total of its progress).
+pub fn bytes_to_read(raw: &Path) -> Result<u64> {
+    let f = File::open(raw).with_context(|| format!("opening {}", raw.display()))?;
+    let len = f.metadata()?.len();
+    Ok(cluster_extents(&f, len)?
+        .iter()
+        .map(|(s, e)| (e * CLUSTER).min(len) - s * CLUSTER)
+        .sum())
+}
+
 /// A page-aligned byte buffer (reads and writes through the page cache copy faster from
 /// aligned memory).
 struct PageBuf {
@@ -200,6 +224,17 @@ fn deflate_cluster(data: &[u8], out: &mut Vec<u8>) -> Result<bool> {
 
 /// Converts the raw image at `raw` into qcow2 written to `out` (an empty, writable file).
 pub fn write_qcow2_from_raw(raw: &Path, out: &File, opts: Qcow2Options) -> Result<Qcow2Stats> {
+    write_qcow2_with_progress(raw, out, opts, &|_| {})
+}
+
+/// [`write_qcow2_from_raw`], calling `progress(n)` after each `n` bytes read (their sum is
+/// [`bytes_to_read`]).
+pub fn write_qcow2_with_progress(
+    raw: &Path,
+    out: &File,
+    opts: Qcow2Options,
+    progress: &dyn Fn(u64),
+) -> Result<Qcow2Stats> {
     let input = File::open(raw).with_context(|| format!("opening {}", raw.display()))?;
     let vsize = input.metadata()?.len();
     ensure!(
@@ -245,16 +280,7 @@ pub fn write_qcow2_from_raw(raw: &Path, out: &File, opts: Qcow2Options) -> Resul
 
     const BATCH: u64 = 128; // clusters per read (8 MiB)
     let mut cbuf = Vec::new();
-    // Cluster-aligned extents, merged.
-    let mut extents: Vec<(u64, u64)> = Vec::new();
-    for (s, e) in data_extents(&input, vsize)? {
-        let s = s / CLUSTER;
-        let e = e.div_ceil(CLUSTER);
-        match extents.last_mut() {
-            Some(last) if last.1 >= s => last.1 = last.1.max(e),
-            _ => extents.push((s, e)),
-        }
-    }
+    let extents = cluster_extents(&input, vsize)?;
     // A reader thread fills batches while this thread checks and writes the previous one
     // (qemu-img overlaps reads and writes the same way); buffers are recycled, at most three.
     let (tx, rx) = std::sync::mpsc::sync_channel::<Result<(u64, u64, PageBuf)>>(1);
@@ -339,6 +365,7 @@ pub fn write_qcow2_from_raw(raw: &Path, out: &File, opts: Qcow2Options) -> Resul
                 i = j;
             }
             back_tx.send(page_buf).ok();
+            progress((n * CLUSTER).min(vsize - c * CLUSTER));
         }
         Ok(())
     })?;
@@ -441,8 +468,14 @@ mod tests {
             .create_new(true)
             .open(&q)
             .unwrap();
-        let st = write_qcow2_from_raw(&raw, &out, Qcow2Options { compress }).unwrap();
+        let seen = std::cell::Cell::new(0u64);
+        let st = write_qcow2_with_progress(&raw, &out, Qcow2Options { compress }, &|n| {
+            seen.set(seen.get() + n)
+        })
+        .unwrap();
         drop(out);
+        assert_eq!(seen.get(), bytes_to_read(&raw).unwrap());
+        assert!(seen.get() >= 200_000 + 150_000, "{}", seen.get());
         assert_eq!(st.virtual_size, size);
         // 4 clusters at the start (200000 bytes), 1 lone byte's cluster, 3 of pattern, 1 tail.
         assert_eq!(st.data_clusters, 4 + 3 + 1, "{st:?}");
