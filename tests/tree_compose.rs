@@ -296,7 +296,7 @@ fn container_runs_rpm_ostree_through_podman() {
         line.contains(
             " quay.io/fedora/fedora:40 rpm-ostree compose tree --repo=/srv/imagebuilder/repo \
              --add-metadata-string=version=1.0.0 --cachedir=/srv/imagebuilder/cache \
-             /srv/imagebuilder/work/testos-base.json"
+             /srv/imagebuilder/workdir/testos-base.json"
         ),
         "{line}"
     );

@@ -348,7 +348,7 @@ pub struct ComposePlan {
 
 /// Paths inside the container.
 const C_REPO: &str = "/srv/imagebuilder/repo";
-const C_WORK: &str = "/srv/imagebuilder/work";
+const C_WORK: &str = "/srv/imagebuilder/workdir";
 const C_CACHE: &str = "/srv/imagebuilder/cache";
 const C_GNUPG: &str = "/srv/imagebuilder/gnupg";
 
@@ -733,11 +733,11 @@ release = 23
         assert_eq!(
             c,
             "podman run --rm --privileged --net=host -v /r/repo:/srv/imagebuilder/repo \
-             -v /w:/srv/imagebuilder/work -v /c:/srv/imagebuilder/cache \
+             -v /w:/srv/imagebuilder/workdir -v /c:/srv/imagebuilder/cache \
              -v /g:/srv/imagebuilder/gnupg quay.io/fedora/fedora:40 rpm-ostree compose tree \
              --repo=/srv/imagebuilder/repo --add-metadata-string=version=7.0.3 \
              --cachedir=/srv/imagebuilder/cache --gpg-sign=ABCD \
-             --gpg-homedir=/srv/imagebuilder/gnupg /srv/imagebuilder/work/t.json"
+             --gpg-homedir=/srv/imagebuilder/gnupg /srv/imagebuilder/workdir/t.json"
         );
         let bare = ComposePlan {
             version: None,
@@ -752,8 +752,8 @@ release = 23
         assert_eq!(
             crate::cmd::display(&compose_command(&bare, &docker)),
             "docker run --rm --privileged --net=host -v /r/repo:/srv/imagebuilder/repo \
-             -v /w:/srv/imagebuilder/work img rpm-ostree compose tree \
-             --repo=/srv/imagebuilder/repo /srv/imagebuilder/work/t.json"
+             -v /w:/srv/imagebuilder/workdir img rpm-ostree compose tree \
+             --repo=/srv/imagebuilder/repo /srv/imagebuilder/workdir/t.json"
         );
     }
 
