@@ -38,7 +38,8 @@ pub struct DemoTree {
 }
 
 /// The cache directory: the argument, else `$IMAGEBUILDER_CACHE_DIR`, else
-/// `$XDG_CACHE_HOME/imagebuilder`, else `~/.cache/imagebuilder`.
+/// `$XDG_CACHE_HOME/imagebuilder`, else `~/.cache/imagebuilder`, else (no `HOME`, as under some CI
+/// runners and system services) `/var/cache/imagebuilder`.
 pub fn cache_dir(explicit: Option<&Path>) -> Result<PathBuf> {
     if let Some(p) = explicit {
         return Ok(p.to_owned());
@@ -51,7 +52,7 @@ pub fn cache_dir(explicit: Option<&Path>) -> Result<PathBuf> {
     }
     match std::env::var_os("HOME").filter(|v| !v.is_empty()) {
         Some(h) => Ok(PathBuf::from(h).join(".cache/imagebuilder")),
-        None => bail!("no cache directory: set IMAGEBUILDER_CACHE_DIR, XDG_CACHE_HOME or HOME"),
+        None => Ok(PathBuf::from("/var/cache/imagebuilder")),
     }
 }
 
