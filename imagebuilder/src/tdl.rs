@@ -242,6 +242,21 @@ impl<'i> Validator<'_, 'i> {
         }
     }
 
+    /// The element children of `node`; non-blank text between them is reported.
+    fn element_children<'n>(&mut self, node: Node<'n, 'i>) -> Vec<Node<'n, 'i>> {
+        let mut out = Vec::new();
+        for c in node.children() {
+            if c.is_text() {
+                if !c.text().unwrap_or("").trim().is_empty() {
+                    self.err(node, "text is not allowed here, only elements");
+                }
+            } else if c.is_element() {
+                out.push(c);
+            }
+        }
+        out
+    }
+
     /// Element children, each allowed at most once; reports unknown, repeated and text children.
     fn children<'n>(
         &mut self,
@@ -249,16 +264,7 @@ impl<'i> Validator<'_, 'i> {
         allowed: &[&str],
     ) -> Vec<(String, Node<'n, 'i>)> {
         let mut seen: Vec<(String, Node<'n, 'i>)> = Vec::new();
-        for c in node.children() {
-            if c.is_text() {
-                if !c.text().unwrap_or("").trim().is_empty() {
-                    self.err(node, "text is not allowed here, only elements");
-                }
-                continue;
-            }
-            if !c.is_element() {
-                continue;
-            }
+        for c in self.element_children(node) {
             let name = c.tag_name().name();
             if c.tag_name().namespace().is_some() || !allowed.contains(&name) {
                 self.err(c, format!("element `{name}` is not allowed here"));
@@ -477,16 +483,7 @@ impl<'i> Validator<'_, 'i> {
     fn extras(&mut self, node: Node<'_, 'i>) -> Vec<Extra> {
         self.attrs(node, &[]);
         let mut out = Vec::new();
-        for c in node.children() {
-            if c.is_text() {
-                if !c.text().unwrap_or("").trim().is_empty() {
-                    self.err(node, "text is not allowed here, only elements");
-                }
-                continue;
-            }
-            if !c.is_element() {
-                continue;
-            }
+        for c in self.element_children(node) {
             let kind = c.tag_name().name();
             if !matches!(kind, "directory" | "file") {
                 self.err(c, format!("element `{kind}` is not allowed here"));
@@ -518,20 +515,14 @@ impl<'i> Validator<'_, 'i> {
     fn list<'n>(&mut self, node: Node<'n, 'i>, item: &str) -> Vec<Node<'n, 'i>> {
         self.attrs(node, &[]);
         let mut out = Vec::new();
-        for c in node.children() {
-            if c.is_text() {
-                if !c.text().unwrap_or("").trim().is_empty() {
-                    self.err(node, "text is not allowed here, only elements");
-                }
-            } else if c.is_element() {
-                if c.tag_name().name() == item && c.tag_name().namespace().is_none() {
-                    out.push(c);
-                } else {
-                    self.err(
-                        c,
-                        format!("element `{}` is not allowed here", c.tag_name().name()),
-                    );
-                }
+        for c in self.element_children(node) {
+            if c.tag_name().name() == item && c.tag_name().namespace().is_none() {
+                out.push(c);
+            } else {
+                self.err(
+                    c,
+                    format!("element `{}` is not allowed here", c.tag_name().name()),
+                );
             }
         }
         out
