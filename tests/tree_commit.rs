@@ -280,20 +280,7 @@ struct MutableDeployments(std::path::PathBuf);
 
 impl Drop for MutableDeployments {
     fn drop(&mut self) {
-        let Ok(stateroots) = std::fs::read_dir(self.0.join("ostree/deploy")) else {
-            return;
-        };
-        for s in stateroots.flatten() {
-            for d in std::fs::read_dir(s.path().join("deploy"))
-                .into_iter()
-                .flatten()
-                .flatten()
-            {
-                if d.path().is_dir() {
-                    let _ = Command::new("chattr").arg("-i").arg(d.path()).status();
-                }
-            }
-        }
+        let _ = imagebuilder::deploy::make_deployments_mutable(&self.0);
     }
 }
 

@@ -225,6 +225,32 @@ pub fn gpg_key_fingerprints(key: &Path) -> Result<Vec<String>> {
     Ok(fprs)
 }
 
+/// Clears the immutable attribute of every deployment under `sysroot_dir` (`ostree admin deploy`
+/// sets it), so that a temporary sysroot can be removed.
+pub fn make_deployments_mutable(sysroot_dir: &Path) -> Result<()> {
+    let deploy_root = sysroot_dir.join("ostree/deploy");
+    if !deploy_root.exists() {
+        return Ok(());
+    }
+    for stateroot in std::fs::read_dir(&deploy_root)
+        .with_context(|| format!("listing {}", deploy_root.display()))?
+    {
+        let deployments = stateroot?.path().join("deploy");
+        if !deployments.is_dir() {
+            continue;
+        }
+        for d in std::fs::read_dir(&deployments)
+            .with_context(|| format!("listing {}", deployments.display()))?
+        {
+            let d = d?.path();
+            if d.is_dir() && !d.is_symlink() {
+                set_immutable(&d, false)?;
+            }
+        }
+    }
+    Ok(())
+}
+
 /// Sets or clears the immutable attribute (`chattr ±i`) of a directory.
 pub fn set_immutable(dir: &Path, on: bool) -> Result<()> {
     use rustix::fs::{IFlags, ioctl_getflags, ioctl_setflags};
@@ -384,6 +410,22 @@ mod tests {
             gpg_keys: vec![],
             kargs: vec!["root=UUID=1234".into(), "rw".into()],
         }
+    }
+
+    #[test]
+    fn deployments_are_made_mutable_for_removal() {
+        let d = tempfile::tempdir().unwrap();
+        let dep = d.path().join("ostree/deploy/testos/deploy/abc.0");
+        std::fs::create_dir_all(&dep).unwrap();
+        set_immutable(&dep, true).unwrap();
+        assert!(
+            std::fs::write(dep.join("x"), b"x").is_err(),
+            "immutable dir accepted a file"
+        );
+        make_deployments_mutable(d.path()).unwrap();
+        std::fs::write(dep.join("x"), b"x").unwrap();
+        // A sysroot without deployments is fine.
+        make_deployments_mutable(&d.path().join("nothing")).unwrap();
     }
 
     #[test]
