@@ -6,9 +6,9 @@ use std::time::Duration;
 
 use anyhow::{Context, Result};
 
-use super::hooks::{KickstartConfig, KickstartPost};
+use super::from_kickstart::{KickstartImageOptions, KickstartSource, build_from_kickstart};
 use super::outputs::OutputFormat;
-use super::pipeline::{BuildResult, ImageJob, build_image};
+use super::pipeline::BuildResult;
 
 /// The demo kickstart (rendered by the templates area), embedded so the binary works anywhere.
 pub const DEMO_KICKSTART: &str = include_str!("../../../kickstarts/demo-qcow2.ks");
@@ -41,24 +41,20 @@ pub fn run_demo(outdir: &Path, boot: bool) -> Result<DemoResult> {
     let ks = kickstart::parse(DEMO_KICKSTART, kickstart::Version::devel())
         .map_err(|d| anyhow::anyhow!("{d}"))
         .context("parsing the embedded demo kickstart")?;
-    let (disk, ostreesetup) =
-        super::from_kickstart::from_kickstart(&ks, "kickstarts/demo-qcow2.ks");
-    let job = ImageJob {
-        disk,
-        ostreesetup,
+    let source = KickstartSource {
+        name: "kickstarts/demo-qcow2.ks".into(),
+        path: None,
+        sha256: super::outputs::hex(&<sha2::Sha256 as sha2::Digest>::digest(DEMO_KICKSTART)),
+    };
+    let opts = KickstartImageOptions {
         ostree_repo: Some(tree.repo.clone()),
         formats: vec![OutputFormat::Qcow2],
         outdir: outdir.to_path_buf(),
-        name: "demo".into(),
+        name: Some("demo".into()),
         overwrite: true,
-        kickstart_sha256: Some(super::outputs::hex(
-            &<sha2::Sha256 as sha2::Digest>::digest(DEMO_KICKSTART),
-        )),
         ..Default::default()
     };
-    let config = KickstartConfig { ks: &ks };
-    let post = KickstartPost { ks: &ks };
-    let build = build_image(&job, &[&config, &post])?;
+    let build = build_from_kickstart(&ks, &source, opts)?;
     let image = outdir.join("demo.qcow2");
     let booted = if boot {
         let mut spec = crate::boot_test::BootSpec::new(&image);

@@ -176,10 +176,36 @@ pub fn build_from_kickstart_file(
     }
     let ks = kickstart::parse_file(&source_name, kickstart::Version::devel())
         .map_err(|d| anyhow::anyhow!("{d}"))?;
-    let (disk, ostreesetup) = from_kickstart(&ks, &source_name);
+    let source = KickstartSource {
+        name: source_name,
+        path: Some(kickstart.to_path_buf()),
+        sha256: super::outputs::sha256_file(kickstart)?,
+    };
+    build_from_kickstart(&ks, &source, opts)
+}
+
+/// Where a parsed kickstart came from, for error messages and the build metadata.
+#[derive(Debug, Clone)]
+pub struct KickstartSource {
+    /// Shown in errors (`NAME:LINE`); the default output name is its file stem.
+    pub name: String,
+    /// The file, when the kickstart was read from one.
+    pub path: Option<PathBuf>,
+    /// sha256 of the kickstart text, recorded in `metadata.json`.
+    pub sha256: String,
+}
+
+/// Builds disk images from a parsed kickstart: reads its disk layout and `ostreesetup`, and runs
+/// [`build_image`] with the kickstart's system configuration and `%post` hooks.
+pub fn build_from_kickstart(
+    ks: &Kickstart,
+    source: &KickstartSource,
+    opts: KickstartImageOptions,
+) -> Result<BuildResult> {
+    let (disk, ostreesetup) = from_kickstart(ks, &source.name);
     let name = match opts.name {
         Some(n) => n,
-        None => kickstart
+        None => Path::new(&source.name)
             .file_stem()
             .map(|s| s.to_string_lossy().into_owned())
             .filter(|s| !s.is_empty())
@@ -204,12 +230,12 @@ pub fn build_from_kickstart_file(
         name,
         overwrite: opts.overwrite,
         size: opts.size,
-        kickstart_path: Some(kickstart.to_path_buf()),
-        kickstart_sha256: Some(super::outputs::sha256_file(kickstart)?),
+        kickstart_path: source.path.clone(),
+        kickstart_sha256: Some(source.sha256.clone()),
         source_date_epoch: opts.source_date_epoch,
     };
-    let config = KickstartConfig { ks: &ks };
-    let post = KickstartPost { ks: &ks };
+    let config = KickstartConfig { ks };
+    let post = KickstartPost { ks };
     build_image(&job, &[&config, &post])
 }
 
