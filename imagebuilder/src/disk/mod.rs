@@ -19,3 +19,5 @@ pub mod pipeline;
 pub mod plan;
 pub mod qcow2;
 pub mod request;
+pub mod vagrant;
+pub mod vmdk;

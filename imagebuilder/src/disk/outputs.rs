@@ -29,6 +29,13 @@ pub enum OutputFormat {
     /// qcow2 v3 (`NAME.qcow2`).
     #[serde(rename = "qcow2")]
     Qcow2,
+    /// Vagrant box for vagrant-libvirt: tar.gz with the qcow2 (`NAME.vagrant-libvirt.box`).
+    #[serde(rename = "vagrant-libvirt")]
+    VagrantLibvirt,
+    /// Vagrant box for VirtualBox: tar with an OVF and a streamOptimized VMDK
+    /// (`NAME.vagrant-virtualbox.box`).
+    #[serde(rename = "vagrant-virtualbox")]
+    VagrantVirtualbox,
 }
 
 impl OutputFormat {
@@ -37,6 +44,8 @@ impl OutputFormat {
             "raw" => Self::Raw,
             "raw.xz" | "raw-xz" => Self::RawXz,
             "qcow2" => Self::Qcow2,
+            "vagrant-libvirt" => Self::VagrantLibvirt,
+            "vagrant-virtualbox" => Self::VagrantVirtualbox,
             _ => return None,
         })
     }
@@ -46,8 +55,13 @@ impl OutputFormat {
             Self::Raw => "raw",
             Self::RawXz => "raw.xz",
             Self::Qcow2 => "qcow2",
+            Self::VagrantLibvirt => "vagrant-libvirt.box",
+            Self::VagrantVirtualbox => "vagrant-virtualbox.box",
         }
     }
+
+    /// The names [`OutputFormat::parse`] accepts (for error messages).
+    pub const NAMES: &'static str = "raw, raw.xz, qcow2, vagrant-libvirt, vagrant-virtualbox";
 }
 
 /// The build log (`OUTDIR/logs/build.log`): one line per step, with elapsed time; mirrored to

@@ -267,7 +267,8 @@ pub fn build_image(job: &ImageJob, hooks: &[&dyn DeploymentHook]) -> Result<Buil
     // 1. Validate everything cheap first.
     ensure!(
         !job.formats.is_empty(),
-        "no output format requested (use -i raw, -i qcow2 or -i raw.xz)"
+        "no output format requested (-i {})",
+        OutputFormat::NAMES
     );
     ensure!(
         !job.name.is_empty() && !job.name.contains('/'),
@@ -536,46 +537,23 @@ fn run(
             .with_context(|| format!("removing the work directory {}", path.display()))
     });
 
-    // 8. Outputs.
+    // 8. Outputs. The qcow2 is written once and serves both `-i qcow2` and the libvirt box.
     let mut staged = Vec::new();
+    let needs_qcow2 = formats
+        .iter()
+        .any(|f| matches!(f, OutputFormat::Qcow2 | OutputFormat::VagrantLibvirt));
+    let qcow2_tmp = if needs_qcow2 {
+        Some(write_qcow2_output(job, &raw_tmp, log)?)
+    } else {
+        None
+    };
+    let mtime = job.source_date_epoch.unwrap_or(0).max(0) as u64;
+    let mut qcow2_tmp = qcow2_tmp;
     for fmt in formats {
         let final_path = job.outdir.join(format!("{}.{}", job.name, fmt.extension()));
         match fmt {
             OutputFormat::Raw => {}
-            OutputFormat::Qcow2 => {
-                log.step(format!(
-                    "writing qcow2{}",
-                    if job.qcow2_compress {
-                        " (compressed)"
-                    } else {
-                        ""
-                    }
-                ));
-                let (f, tmp) = temp_in(&job.outdir, ".qcow2")?;
-                let data = super::qcow2::bytes_to_read(&raw_tmp)?;
-                let bar = crate::progress::bytes("writing qcow2", data);
-                let st = write_qcow2_with_progress(
-                    &raw_tmp,
-                    &f,
-                    Qcow2Options {
-                        compress: job.qcow2_compress,
-                    },
-                    &|n| bar.inc(n),
-                );
-                bar.finish_and_clear();
-                let st = st?;
-                f.sync_all()?;
-                log.step(format!(
-                    "qcow2: {} data clusters, {} MiB file",
-                    st.data_clusters,
-                    st.file_size / MIB
-                ));
-                staged.push(Staged {
-                    format: Some(*fmt),
-                    final_path,
-                    tmp,
-                });
-            }
+            OutputFormat::Qcow2 => {}
             OutputFormat::RawXz => {
                 log.step("compressing raw.xz");
                 let bar = crate::progress::spinner("compressing raw.xz");
@@ -589,8 +567,84 @@ fn run(
                     tmp,
                 });
             }
+            OutputFormat::VagrantLibvirt => {
+                let qcow2 = qcow2_tmp.as_ref().context("qcow2 for the libvirt box")?;
+                log.step(
+                    "packing the vagrant-libvirt box (tar.gz: metadata.json, Vagrantfile, box.img)",
+                );
+                let (f, tmp) = temp_in(&job.outdir, ".box")?;
+                let bar = crate::progress::bytes(
+                    "packing vagrant-libvirt box",
+                    std::fs::metadata(qcow2)?.len(),
+                );
+                let r =
+                    super::vagrant::write_libvirt_box(qcow2, plan.size_bytes, &f, mtime, &|n| {
+                        bar.inc(n)
+                    });
+                bar.finish_and_clear();
+                r?;
+                f.sync_all()?;
+                staged.push(Staged {
+                    format: Some(*fmt),
+                    final_path,
+                    tmp,
+                });
+            }
+            OutputFormat::VagrantVirtualbox => {
+                let vm = super::vagrant::BoxVm::new(&job.name, plan.size_bytes, &plan.disk_guid);
+                log.step(format!(
+                    "writing the streamOptimized VMDK (NAT MAC {})",
+                    vm.mac_hex()
+                ));
+                let (vf, vtmp) = temp_in(&job.outdir, ".vmdk")?;
+                let cid =
+                    u32::from_be_bytes(vm.disk_uuid.as_bytes()[..4].try_into().unwrap_or_default());
+                let data = super::qcow2::bytes_to_read(&raw_tmp)?;
+                let bar = crate::progress::bytes("writing VMDK", data);
+                let st = super::vmdk::write_stream_optimized(
+                    &raw_tmp,
+                    &vf,
+                    cid,
+                    super::vagrant::VMDK_NAME,
+                    &|n| bar.inc(n),
+                );
+                bar.finish_and_clear();
+                let st = st?;
+                log.step(format!(
+                    "VMDK: {} grains, {} MiB file",
+                    st.grains,
+                    st.file_size / MIB
+                ));
+                log.step("packing the vagrant-virtualbox box (tar: box.ovf, VMDK, Vagrantfile, metadata.json)");
+                let (f, tmp) = temp_in(&job.outdir, ".box")?;
+                super::vagrant::write_virtualbox_box(&vm, &vtmp, &f, mtime, &|_| {})?;
+                drop(vtmp);
+                f.sync_all()?;
+                staged.push(Staged {
+                    format: Some(*fmt),
+                    final_path,
+                    tmp,
+                });
+            }
         }
     }
+    if formats.contains(&OutputFormat::Qcow2) {
+        let tmp = qcow2_tmp.take().context("qcow2 output")?;
+        // Rename order: raw, raw.xz, qcow2, boxes.
+        let pos = staged
+            .iter()
+            .position(|s| s.format > Some(OutputFormat::Qcow2))
+            .unwrap_or(staged.len());
+        staged.insert(
+            pos,
+            Staged {
+                format: Some(OutputFormat::Qcow2),
+                final_path: job.outdir.join(format!("{}.qcow2", job.name)),
+                tmp,
+            },
+        );
+    }
+    drop(qcow2_tmp);
     if formats.contains(&OutputFormat::Raw) {
         staged.insert(
             0,
@@ -662,6 +716,42 @@ fn run(
         outputs,
         log: log.path.clone(),
     })
+}
+
+/// Writes the qcow2 of `raw_tmp` into a temporary file in OUTDIR.
+fn write_qcow2_output(
+    job: &ImageJob,
+    raw_tmp: &Path,
+    log: &mut BuildLog,
+) -> Result<tempfile::TempPath> {
+    log.step(format!(
+        "writing qcow2{}",
+        if job.qcow2_compress {
+            " (compressed)"
+        } else {
+            ""
+        }
+    ));
+    let (f, tmp) = temp_in(&job.outdir, ".qcow2")?;
+    let data = super::qcow2::bytes_to_read(raw_tmp)?;
+    let bar = crate::progress::bytes("writing qcow2", data);
+    let st = write_qcow2_with_progress(
+        raw_tmp,
+        &f,
+        Qcow2Options {
+            compress: job.qcow2_compress,
+        },
+        &|n| bar.inc(n),
+    );
+    bar.finish_and_clear();
+    let st = st?;
+    f.sync_all()?;
+    log.step(format!(
+        "qcow2: {} data clusters, {} MiB file",
+        st.data_clusters,
+        st.file_size / MIB
+    ));
+    Ok(tmp)
 }
 
 /// Opens an image file read-only (helper for callers that inspect outputs).
