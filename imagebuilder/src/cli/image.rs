@@ -26,7 +26,8 @@ pub struct ImageArgs {
     /// Ref to deploy (overrides `ostreesetup --ref`)
     #[arg(long = "ref", value_name = "REF")]
     reference: Option<String>,
-    /// Output format; repeat for several: raw, qcow2 (alias kvm), raw.xz
+    /// Output format; repeat for several: raw, raw.xz (alias raw-xz), qcow2 (alias kvm),
+    /// vagrant-libvirt, vagrant-virtualbox. All come from one deployment and one raw disk
     #[arg(short = 'i', long = "image-type", value_name = "FORMAT", required = true, value_parser = parse_format)]
     formats: Vec<OutputFormat>,
     /// Output directory
@@ -41,6 +42,15 @@ pub struct ImageArgs {
     /// Base name of the output files (default: the kickstart's file name without extension)
     #[arg(long)]
     name: Option<String>,
+    /// Koji naming: outputs become NAME-VERSION-RELEASE.ARCH.<ext> (needs --release)
+    #[arg(long, value_name = "VERSION")]
+    version: Option<String>,
+    /// Koji naming: the release part of NAME-VERSION-RELEASE.ARCH (needs --version)
+    #[arg(long, value_name = "RELEASE")]
+    release: Option<String>,
+    /// Koji naming: the architecture part (default: this machine's, e.g. x86_64)
+    #[arg(long, value_name = "ARCH")]
+    arch: Option<String>,
     /// Do not verify the commit's GPG signature (like `ostreesetup --nogpg`)
     #[arg(long)]
     nogpg: bool,
@@ -58,8 +68,12 @@ pub struct ImageArgs {
 fn parse_format(s: &str) -> Result<OutputFormat, String> {
     match s {
         "kvm" => Ok(OutputFormat::Qcow2),
-        _ => OutputFormat::parse(s)
-            .ok_or_else(|| format!("unknown image type `{s}` (raw, qcow2, raw.xz)")),
+        _ => OutputFormat::parse(s).ok_or_else(|| {
+            format!(
+                "unknown image type `{s}`; valid types: {}, kvm (= qcow2)",
+                OutputFormat::NAMES
+            )
+        }),
     }
 }
 
@@ -98,6 +112,9 @@ pub fn run(a: ImageArgs) -> Result<ExitCode> {
         qcow2_compress: a.compress,
         outdir: a.outdir.clone(),
         name: a.name,
+        version: a.version,
+        release: a.release,
+        arch: a.arch,
         overwrite: a.overwrite,
         size: a.size,
         source_date_epoch: source_date_epoch_from_env()?,

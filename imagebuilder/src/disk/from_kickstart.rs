@@ -144,6 +144,12 @@ pub struct KickstartImageOptions {
     pub outdir: PathBuf,
     /// Base name of the outputs; default: the kickstart's file name without extension.
     pub name: Option<String>,
+    /// Koji image-build naming: with `version` and `release` the outputs are called
+    /// `NAME-VERSION-RELEASE.ARCH.<ext>` ([`koji_name`]).
+    pub version: Option<String>,
+    pub release: Option<String>,
+    /// Architecture in the Koji name (default: the build host's, e.g. `x86_64`).
+    pub arch: Option<String>,
     pub overwrite: bool,
     /// Total disk size in bytes.
     pub size: Option<u64>,
@@ -184,6 +190,30 @@ pub fn build_from_kickstart_file(
     build_from_kickstart(&ks, &source, opts)
 }
 
+/// Koji image-build's output base name, `NAME-VERSION-RELEASE.ARCH` (the outputs add `.raw.xz`,
+/// `.qcow2`, `.vagrant-libvirt.box`, …). Version and release are parts of an NVR: no `-`.
+pub fn koji_name(name: &str, version: &str, release: &str, arch: &str) -> Result<String> {
+    for (what, v) in [
+        ("name", name),
+        ("--version", version),
+        ("--release", release),
+        ("--arch", arch),
+    ] {
+        if v.is_empty() || v.contains('/') || v.chars().any(|c| c.is_whitespace() || c.is_control())
+        {
+            bail!("{what} `{v}` is not usable in a file name (empty, `/` or white space)");
+        }
+    }
+    for (what, v) in [("--version", version), ("--release", release)] {
+        if v.contains('-') {
+            bail!(
+                "{what} `{v}` contains `-`: Koji's NAME-VERSION-RELEASE needs version and release without dashes"
+            );
+        }
+    }
+    Ok(format!("{name}-{version}-{release}.{arch}"))
+}
+
 /// Where a parsed kickstart came from, for error messages and the build metadata.
 #[derive(Debug, Clone)]
 pub struct KickstartSource {
@@ -210,6 +240,28 @@ pub fn build_from_kickstart(
             .map(|s| s.to_string_lossy().into_owned())
             .filter(|s| !s.is_empty())
             .context("cannot derive an output name from the kickstart path; pass --name")?,
+    };
+    let name = match (&opts.version, &opts.release) {
+        (Some(v), Some(r)) => koji_name(
+            &name,
+            v,
+            r,
+            opts.arch.as_deref().unwrap_or(std::env::consts::ARCH),
+        )?,
+        (None, None) => {
+            if let Some(a) = &opts.arch {
+                bail!(
+                    "--arch {a} needs --version and --release (Koji names are NAME-VERSION-RELEASE.ARCH)"
+                );
+            }
+            name
+        }
+        (Some(_), None) => {
+            bail!("--version needs --release (Koji names are NAME-VERSION-RELEASE.ARCH)")
+        }
+        (None, Some(_)) => {
+            bail!("--release needs --version (Koji names are NAME-VERSION-RELEASE.ARCH)")
+        }
     };
     if let Some(repo) = &opts.ostree_repo
         && !repo.is_dir()
@@ -242,6 +294,22 @@ pub fn build_from_kickstart(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn koji_names() {
+        assert_eq!(
+            koji_name("fedora-atomic", "29", "1.0", "x86_64").unwrap(),
+            "fedora-atomic-29-1.0.x86_64"
+        );
+        let e = koji_name("f", "29-1", "1", "x86_64")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("--version `29-1` contains `-`"), "{e}");
+        let e = koji_name("f", "29", "a/b", "x86_64")
+            .unwrap_err()
+            .to_string();
+        assert!(e.starts_with("--release `a/b`"), "{e}");
+    }
 
     #[test]
     fn reads_the_demo_kickstart() {
