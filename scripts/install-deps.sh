@@ -35,6 +35,9 @@ apt-get install -y -qq --no-install-recommends -t bookworm-backports \
 # zip: Azure VHD packaging in `imagebuilder imagefactory`.
 apt-get install -y -qq --no-install-recommends zip
 
+# vagrant: the box tests run `vagrant box add` offline on the built .box files.
+apt-get install -y -qq --no-install-recommends vagrant
+
 # pykickstart is the reference oracle for kickstart verdicts.
 if [ ! -x "$here/.venv/bin/ksvalidator" ]; then
   python3 -m venv "$here/.venv"
