@@ -10,8 +10,9 @@
 //!   VMDK passes `qemu-img check`/`compare` and is streamOptimized, the OVF is well-formed and names
 //!   the Vagrantfile's MAC;
 //! * the vagrant user's `authorized_keys` holds the insecure key, 0600, owned by vagrant
-//!   (`debugfs` on the root filesystem), and the libvirt box's `box.img` boots under QEMU to a
-//!   login prompt where vagrant logs in and has passwordless sudo.
+//!   (`debugfs` on the root filesystem while the layout is plain ext4), and the libvirt box's
+//!   `box.img` boots under QEMU to a login prompt where vagrant logs in, has passwordless sudo and
+//!   finds the key with that mode and owner (any layout).
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
@@ -307,6 +308,7 @@ fn one_build_gives_raw_qcow2_and_both_vagrant_boxes() {
         commands: vec![
             "sudo -n id -u 2>/dev/null".into(),
             "stat -c '%a %U' ~/.ssh ~/.ssh/authorized_keys".into(),
+            "cat ~/.ssh/authorized_keys".into(),
         ],
     });
     let report = boot_test::run(&spec).unwrap();
@@ -323,6 +325,10 @@ fn one_build_gives_raw_qcow2_and_both_vagrant_boxes() {
         ["700 vagrant", "600 vagrant"],
         "{st}"
     );
+    let keys = report
+        .output_of("cat ~/.ssh/authorized_keys")
+        .unwrap_or_default();
+    assert_eq!(keys.trim(), INSECURE_KEY);
     eprintln!(
         "box.img: login prompt after {:?} s; sizes: raw {} MiB, libvirt box {} MiB, virtualbox box {} MiB",
         report.login_prompt_seconds,

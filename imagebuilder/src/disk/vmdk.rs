@@ -350,5 +350,19 @@ mod tests {
             .run_text()
             .unwrap();
         assert!(cmp.contains("Images are identical"), "{cmp}");
+        // Same input, same bytes.
+        let again = d.path().join("e.vmdk");
+        write_stream_optimized(
+            &raw,
+            &File::create(&again).unwrap(),
+            0x1234,
+            "d.vmdk",
+            &|_| {},
+        )
+        .unwrap();
+        assert_eq!(
+            std::fs::read(&vmdk).unwrap(),
+            std::fs::read(&again).unwrap()
+        );
     }
 }
