@@ -548,13 +548,13 @@ fn run(
     let needs_qcow2 = formats
         .iter()
         .any(|f| matches!(f, OutputFormat::Qcow2 | OutputFormat::VagrantLibvirt));
-    let qcow2_tmp = if needs_qcow2 {
+    let mut qcow2_tmp = if needs_qcow2 {
         Some(write_qcow2_output(job, &raw_tmp, log)?)
     } else {
         None
     };
+    // Box tar headers: SOURCE_DATE_EPOCH or 0.
     let mtime = job.source_date_epoch.unwrap_or(0).max(0) as u64;
-    let mut qcow2_tmp = qcow2_tmp;
     for fmt in formats {
         let final_path = job.outdir.join(format!("{}.{}", job.name, fmt.extension()));
         match fmt {
