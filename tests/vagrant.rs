@@ -313,22 +313,27 @@ fn one_build_gives_raw_qcow2_and_both_vagrant_boxes() {
     });
     let report = boot_test::run(&spec).unwrap();
     report.ensure_success().unwrap();
-    let sudo = report
-        .output_of("sudo -n id -u 2>/dev/null")
-        .unwrap_or_default();
-    assert_eq!(sudo.trim(), "0", "{sudo}");
-    let st = report
-        .output_of("stat -c '%a %U' ~/.ssh ~/.ssh/authorized_keys")
-        .unwrap_or_default();
+    // A command's output and exit status. The shell's `$ ` prompt can land in front of the output
+    // when the next command line is typed before the prompt is printed: strip it.
+    let out = |cmd: &str| -> String {
+        let run = report
+            .commands
+            .iter()
+            .find(|c| c.command == cmd)
+            .unwrap_or_else(|| panic!("`{cmd}` did not run"));
+        assert_eq!(run.exit_status, Some(0), "`{cmd}`: {}", run.output);
+        let o = run.output.trim();
+        o.strip_prefix("$ ").unwrap_or(o).trim().to_string()
+    };
+    assert_eq!(out("sudo -n id -u 2>/dev/null"), "0");
     assert_eq!(
-        st.lines().map(str::trim).collect::<Vec<_>>(),
-        ["700 vagrant", "600 vagrant"],
-        "{st}"
+        out("stat -c '%a %U' ~/.ssh ~/.ssh/authorized_keys")
+            .lines()
+            .map(str::trim)
+            .collect::<Vec<_>>(),
+        ["700 vagrant", "600 vagrant"]
     );
-    let keys = report
-        .output_of("cat ~/.ssh/authorized_keys")
-        .unwrap_or_default();
-    assert_eq!(keys.trim(), INSECURE_KEY);
+    assert_eq!(out("cat ~/.ssh/authorized_keys"), INSECURE_KEY);
     eprintln!(
         "box.img: login prompt after {:?} s; sizes: raw {} MiB, libvirt box {} MiB, virtualbox box {} MiB",
         report.login_prompt_seconds,
