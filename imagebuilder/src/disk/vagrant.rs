@@ -220,7 +220,7 @@ pub fn ovf(vm: &BoxVm, vmdk_size: u64) -> String {
         <rasd:ResourceType>10</rasd:ResourceType>
       </Item>
     </VirtualHardwareSection>
-    <vbox:Machine ovf:required="false" version="1.16-linux" uuid="{{{vm_uuid}}}" name="{name}" OSType="Fedora_64" snapshotFolder="Snapshots">
+    <vbox:Machine ovf:required="false" version="1.12-linux" uuid="{{{vm_uuid}}}" name="{name}" OSType="Fedora_64" snapshotFolder="Snapshots">
       <ovf:Info>Complete VirtualBox machine configuration in VirtualBox format</ovf:Info>
       <Hardware>
         <CPU count="{cpus}">
@@ -241,7 +241,7 @@ pub fn ovf(vm: &BoxVm, vmdk_size: u64) -> String {
         </Network>
         <StorageControllers>
           <StorageController name="IDE Controller" type="PIIX4" PortCount="2" useHostIOCache="true" Bootable="true">
-            <AttachedDevice type="HardDisk" hotpluggable="false" port="0" device="0">
+            <AttachedDevice type="HardDisk" port="0" device="0">
               <Image uuid="{{{disk_uuid}}}"/>
             </AttachedDevice>
           </StorageController>
