@@ -6,7 +6,8 @@
 //! ([`request`]) is validated into a [`plan::Layout`]; the commit is deployed into a staging sysroot
 //! ([`crate::deploy`]); the staged tree is measured and the layout sized into a [`plan::DiskPlan`];
 //! filesystems are written straight into the image file at their offsets ([`fs`], [`fat`]); the GPT
-//! ([`gpt`]) and GRUB for BIOS and UEFI ([`grub`]) follow; then the outputs ([`outputs`], [`qcow2`]).
+//! ([`gpt`]) and GRUB for BIOS and UEFI ([`grub`]) follow; then the outputs ([`outputs`], [`qcow2`],
+//! Vagrant boxes in [`vagrant`] with the streamOptimized VMDK of [`vmdk`]).
 
 pub mod demo;
 pub mod fat;

@@ -9,8 +9,9 @@
 //! 6. split the staged tree into one directory per filesystem, measure, and size the disk
 //!    ([`Layout::allocate`]);
 //! 7. write the sparse raw image: GPT, each filesystem at its offset, BIOS GRUB;
-//! 8. convert/compress into the requested outputs and rename them into place with
-//!    `metadata.json` and `SHA256SUMS`.
+//! 8. convert/compress into the requested outputs (raw.xz, qcow2, the Vagrant boxes: the libvirt
+//!    box packs the same qcow2, the VirtualBox box a streamOptimized VMDK of the same raw disk) and
+//!    rename them into place with `metadata.json` and `SHA256SUMS`.
 //!
 //! One deployment feeds every requested output.
 
