@@ -183,7 +183,7 @@ fn bad_input_gives_one_clear_error_and_no_output() {
         (
             "lvm.ks",
             format!("part / --grow\n{OSTREESETUP}volgroup atomicos pv.01\n"),
-            "lvm.ks:3: `volgroup atomicos` is not supported yet",
+            "lvm.ks:3: volume group atomicos names `pv.01`, which is not a `part pv.01` line",
         ),
         (
             "xfs.ks",

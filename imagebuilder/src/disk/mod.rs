@@ -14,6 +14,7 @@ pub mod fs;
 pub mod gpt;
 pub mod grub;
 pub mod hooks;
+pub mod lvm;
 pub mod outputs;
 pub mod pipeline;
 pub mod plan;

@@ -25,7 +25,7 @@ use super::fat::{FatOptions, write_fat32};
 use super::fs::{MkfsOptions, estimate_bytes, make_btrfs, make_ext, make_swap, tree_stats};
 use super::grub::{GrubTarget, build_core, build_efi, grub_cfg, install_bios};
 use super::outputs::{BuildLog, OutputFormat, OutputInfo, Staged, check_targets, temp_in, xz};
-use super::plan::{Content, DiskPlan, FsKind, IdSource, Layout, MIB, Role, is_under};
+use super::plan::{Content, DiskPlan, FsKind, IdSource, Layout, MIB, Role, is_under, mapper_path};
 use super::qcow2::{Qcow2Options, write_qcow2_with_progress};
 use super::request::{DiskRequest, OstreeSetup};
 use crate::deploy::{self, DeploySource, Deployed};
@@ -215,7 +215,8 @@ pub fn physical_path(d: &Deployed, mp: &str) -> Result<PathBuf> {
     )
 }
 
-/// `/etc/fstab` lines for the plan's filesystems (by UUID).
+/// `/etc/fstab` lines for the plan's filesystems: by UUID, or `/dev/mapper/VG-LV` for logical
+/// volumes (as Anaconda writes them).
 pub fn fstab(layout: &Layout) -> String {
     let mut s = String::from("# Created by imagebuilder\n");
     for f in layout.filesystems() {
@@ -225,9 +226,12 @@ pub fn fstab(layout: &Layout) -> String {
             _ if f.mountpoint == "/" => ("/", 1),
             _ => (f.mountpoint.as_str(), 2),
         };
+        let device = match layout.logical_volume(f) {
+            Some((vg, lv)) => mapper_path(&vg.name, &lv.name),
+            None => format!("UUID={}", f.uuid),
+        };
         s.push_str(&format!(
-            "UUID={} {mp} {} {} 0 {pass}\n",
-            f.uuid,
+            "{device} {mp} {} {} 0 {pass}\n",
             f.kind.fstab_type(),
             f.options
         ));
@@ -237,7 +241,20 @@ pub fn fstab(layout: &Layout) -> String {
 
 fn kernel_args(layout: &Layout, req: &DiskRequest) -> Result<Vec<String>> {
     let root = layout.filesystem("/").context("layout without /")?;
-    let mut k = vec![format!("root=UUID={}", root.uuid), "rw".to_string()];
+    // Like Anaconda: the root LV by its mapper name, and rd.lvm.lv= for the LVs the initramfs
+    // must activate (root and swap).
+    let mut k = match layout.logical_volume(root) {
+        Some((vg, lv)) => vec![format!("root={}", mapper_path(&vg.name, &lv.name))],
+        None => vec![format!("root=UUID={}", root.uuid)],
+    };
+    for vg in &layout.vgs {
+        for lv in &vg.lvs {
+            if lv.role == Role::Root || lv.role == Role::Swap {
+                k.push(format!("rd.lvm.lv={}/{}", vg.name, lv.name));
+            }
+        }
+    }
+    k.push("rw".to_string());
     if root.kind == FsKind::Btrfs {
         k.push("rootflags=subvol=/".into());
     }
@@ -332,12 +349,7 @@ fn run(
         .with_context(|| format!("writing {}", etc_fstab.display()))?;
 
     // 4. Hooks.
-    let fixed_root = layout
-        .parts
-        .iter()
-        .find(|p| p.role == Role::Root)
-        .filter(|p| !p.grow)
-        .map(|p| p.min_mib * MIB);
+    let fixed_root = layout.fixed_root_bytes();
     let log_dir = job.outdir.join("logs");
     for h in hooks {
         log.step(format!("running {}", h.name()));
@@ -441,11 +453,43 @@ fn run(
             Content::Filesystem(f) => {
                 format!("{} {} UUID={}", f.mountpoint, f.kind.fstab_type(), f.uuid)
             }
+            Content::LvmPv { vg, pv } => format!("LVM PV {pv} of {vg}"),
         };
         log.step(format!(
             "  {} {:<10} start {:>9} sectors {:>9} {what}",
             p.number, p.name, p.start_lba, p.sectors
         ));
+    }
+    for vg in &plan.volume_groups {
+        log.step(format!(
+            "volume group {}: extent size {} KiB, {} extents ({} MiB), {} free ({} MiB)",
+            vg.name,
+            vg.extent_size / 1024,
+            vg.total_extents,
+            vg.total_extents * vg.extent_size / MIB,
+            vg.free_extents,
+            vg.free_extents * vg.extent_size / MIB
+        ));
+        for pv in &vg.pvs {
+            log.step(format!(
+                "  PV {} on partition {}: {} extents",
+                pv.name, pv.partition, pv.pe_count
+            ));
+        }
+        for lv in &vg.lvs {
+            log.step(format!(
+                "  LV {} ({}): {} extents ({} MiB) from extent {} of PV {}, {} {} UUID={}",
+                lv.name,
+                vg.mapper_path(&lv.name),
+                lv.extents,
+                lv.size / MIB,
+                lv.start_extent,
+                vg.pvs[lv.pv].name,
+                lv.filesystem.mountpoint,
+                lv.filesystem.kind.fstab_type(),
+                lv.filesystem.uuid
+            ));
+        }
     }
     if let Some(free) = free_bytes(&job.outdir) {
         // The raw image holds the data once; qcow2 and raw.xz each need up to as much again.
@@ -475,6 +519,13 @@ fn run(
             .map(|d| d.as_secs() as i64)
             .unwrap_or(0)
     });
+    for vg in &plan.volume_groups {
+        log.step(format!("writing LVM metadata of volume group {}", vg.name));
+        let spec = vg.spec(now);
+        for (i, pv) in vg.pvs.iter().enumerate() {
+            spec.write_pv(&raw_file, pv.offset, i)?;
+        }
+    }
     for (f, offset, size) in plan.filesystems() {
         log.step(format!(
             "making {} on {} ({} MiB)",
