@@ -187,8 +187,8 @@ fn bad_input_gives_one_clear_error_and_no_output() {
         ),
         (
             "xfs.ks",
-            format!("part / --grow --fstype=xfs\n{OSTREESETUP}"),
-            "xfs.ks:1: --fstype=xfs on /: xfs is not supported yet",
+            format!("part / --grow\npart /boot --size=200 --fstype=xfs\n{OSTREESETUP}"),
+            "xfs.ks:2: xfs on /boot needs at least 300 MiB (mkfs.xfs refuses smaller filesystems)",
         ),
         (
             "small.ks",

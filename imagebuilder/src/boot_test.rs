@@ -604,7 +604,7 @@ fn run_command(command: &str, n: usize, qemu: &mut Qemu, con: &mut Console) -> R
         .iter()
         .position(|&b| b == b'\n')
         .map_or(at, |i| start + i + 1);
-    let output = String::from_utf8_lossy(&con.buf[start..at]).replace('\r', "");
+    let output = strip_terminal_escapes(&String::from_utf8_lossy(&con.buf[start..at]));
     Ok(CommandRun {
         command: command.to_string(),
         output,
@@ -613,9 +613,56 @@ fn run_command(command: &str, n: usize, qemu: &mut Qemu, con: &mut Console) -> R
     })
 }
 
+/// The text without carriage returns and terminal control sequences (CSI such as bash's
+/// bracketed-paste switch `ESC [ ? 2004 l`, OSC titles, two-byte escapes).
+pub fn strip_terminal_escapes(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    let mut chars = s.chars().peekable();
+    while let Some(c) = chars.next() {
+        match c {
+            '\r' => {}
+            '\u{1b}' => match chars.next() {
+                // CSI: parameters and intermediates up to a final byte in @..~.
+                Some('[') => {
+                    for c in chars.by_ref() {
+                        if ('@'..='~').contains(&c) {
+                            break;
+                        }
+                    }
+                }
+                // OSC: up to BEL or ST (ESC \).
+                Some(']') => {
+                    while let Some(c) = chars.next() {
+                        if c == '\u{7}' {
+                            break;
+                        }
+                        if c == '\u{1b}' && chars.peek() == Some(&'\\') {
+                            chars.next();
+                            break;
+                        }
+                    }
+                }
+                _ => {}
+            },
+            c => out.push(c),
+        }
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn terminal_escapes_are_stripped_from_command_output() {
+        assert_eq!(strip_terminal_escapes("\u{1b}[?2004l2\r\n"), "2\n");
+        assert_eq!(
+            strip_terminal_escapes("\u{1b}]0;root@host:~\u{7}a\u{1b}[1;32mb\u{1b}[0m\u{1b}(c"),
+            "abc"
+        );
+        assert_eq!(strip_terminal_escapes("plain text\n"), "plain text\n");
+    }
 
     #[test]
     fn format_detection() {

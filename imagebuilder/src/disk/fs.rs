@@ -93,6 +93,16 @@ pub fn estimate_bytes(kind: FsKind, stats: &TreeStats) -> u64 {
             est + journal_bytes(est)
         }
         FsKind::Btrfs => stats.data_bytes + stats.data_bytes / 5 + stats.inodes * 512 + 160 * MIB,
+        // 512-byte inodes in chunks of 64, directory blocks, the log (≥ 10 MiB on small
+        // filesystems) and per-AG metadata; never below what mkfs.xfs accepts.
+        FsKind::Xfs => {
+            let est = stats.data_bytes
+                + stats.data_bytes / 10
+                + (stats.inodes + 64) * 512
+                + stats.dirs * 4096
+                + 96 * MIB;
+            est.max(super::xfs::MIN_BYTES)
+        }
         FsKind::Vfat => stats.data_bytes + stats.dirs * 4096 + 36 * MIB,
         FsKind::Swap => 0,
     }

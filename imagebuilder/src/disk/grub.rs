@@ -21,6 +21,7 @@ const COMMON_MODULES: &[&str] = &[
     "part_msdos",
     "ext2",
     "btrfs",
+    "xfs",
     "fat",
     "normal",
     "linux",

@@ -1,5 +1,6 @@
 //! Native disk images (issue 5): an OSTree commit plus a kickstart layout become raw and qcow2 disk
-//! images without a VM, a loop device or a mount.
+//! images without a VM, a loop device or a mount — except XFS, which only the kernel can populate
+//! with hard links intact on Debian 12 ([`xfs`]: a loop device over the filesystem's byte range).
 //!
 //! The pipeline ([`pipeline`]) reads top to bottom over plain data: the layout request
 //! ([`request`]) is validated into a [`plan::Layout`]; the commit is deployed into a staging sysroot
@@ -20,3 +21,4 @@ pub mod pipeline;
 pub mod plan;
 pub mod qcow2;
 pub mod request;
+pub mod xfs;

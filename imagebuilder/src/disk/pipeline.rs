@@ -28,6 +28,7 @@ use super::outputs::{BuildLog, OutputFormat, OutputInfo, Staged, check_targets, 
 use super::plan::{Content, DiskPlan, FsKind, IdSource, Layout, MIB, Role, is_under, mapper_path};
 use super::qcow2::{Qcow2Options, write_qcow2_with_progress};
 use super::request::{DiskRequest, OstreeSetup};
+use super::xfs::make_xfs;
 use crate::deploy::{self, DeploySource, Deployed};
 
 /// Everything one `imagebuilder image` run needs.
@@ -222,7 +223,8 @@ pub fn fstab(layout: &Layout) -> String {
     for f in layout.filesystems() {
         let (mp, pass) = match f.kind {
             FsKind::Swap => ("none", 0),
-            FsKind::Btrfs => (f.mountpoint.as_str(), 0),
+            // Anaconda writes 0 for btrfs and xfs: their fsck is a no-op at boot.
+            FsKind::Btrfs | FsKind::Xfs => (f.mountpoint.as_str(), 0),
             _ if f.mountpoint == "/" => ("/", 1),
             _ => (f.mountpoint.as_str(), 2),
         };
@@ -309,6 +311,9 @@ pub fn build_image(job: &ImageJob, hooks: &[&dyn DeploymentHook]) -> Result<Buil
     }
     if layout.filesystems().iter().any(|f| f.kind == FsKind::Btrfs) {
         crate::cmd::require_program("mkfs.btrfs")?;
+    }
+    if let Some(f) = layout.filesystems().iter().find(|f| f.kind == FsKind::Xfs) {
+        super::xfs::ensure_available(&f.mountpoint)?;
     }
     let mut log = BuildLog::create(&job.outdir, &job.name)?;
     let result = run(job, hooks, &layout, &source, &kargs, &formats, &mut log);
@@ -562,6 +567,7 @@ fn run(
                             format!("writing the FAT filesystem for {}", f.mountpoint)
                         })?;
                 }
+                FsKind::Xfs => make_xfs(&raw_tmp, offset, size, f, &fs_dirs[&f.mountpoint], mkfs)?,
                 FsKind::Swap => make_swap(&raw_file, offset, size, f)?,
             }
             Ok(())

@@ -69,6 +69,7 @@ pub enum FsKind {
     Ext3,
     Vfat,
     Btrfs,
+    Xfs,
     Swap,
 }
 
@@ -80,6 +81,7 @@ impl FsKind {
             FsKind::Ext3 => "ext3",
             FsKind::Vfat => "vfat",
             FsKind::Btrfs => "btrfs",
+            FsKind::Xfs => "xfs",
             FsKind::Swap => "swap",
         }
     }
@@ -89,6 +91,7 @@ impl FsKind {
             FsKind::Ext4 | FsKind::Ext3 => 16,
             FsKind::Vfat => 11,
             FsKind::Btrfs => 255,
+            FsKind::Xfs => 12,
             FsKind::Swap => 15,
         }
     }
@@ -242,7 +245,7 @@ fn parse_fstype(s: &str) -> Option<Result<FsKind, &'static str>> {
         "vfat" | "efi" => FsKind::Vfat,
         "btrfs" => FsKind::Btrfs,
         "swap" => FsKind::Swap,
-        "xfs" => return Some(Err("xfs")),
+        "xfs" => FsKind::Xfs,
         "lvmpv" => return Some(Err("lvmpv")),
         "biosboot" | "prepboot" => return Some(Err("platform")),
         _ => return None,
@@ -713,13 +716,10 @@ impl Layout {
         let kind = match fstype {
             None if mp == "swap" => FsKind::Swap,
             None if mp == "/boot/efi" => FsKind::Vfat,
-            // Anaconda's Fedora default is xfs, which is a later issue: ext4 until then.
+            // Anaconda's Fedora default is xfs; ext4 is written without root or a loop device.
             None => FsKind::Ext4,
             Some(t) => match parse_fstype(t) {
                 Some(Ok(k)) => k,
-                Some(Err("xfs")) => {
-                    return Err(format!("--fstype={t} on {mp}: xfs is not supported yet"));
-                }
                 Some(Err("lvmpv")) => {
                     return Err(format!(
                         "--fstype={t} on {mp}: LVM physical volumes are `part pv.NN` lines"
@@ -728,7 +728,7 @@ impl Layout {
                 Some(Err(_)) => return Err(format!("--fstype={t} is not a valid fstype for {mp}")),
                 None => {
                     return Err(format!(
-                        "unknown fstype `{t}` (supported: ext4, ext3, vfat, efi, biosboot, btrfs, swap)"
+                        "unknown fstype `{t}` (supported: ext4, ext3, xfs, vfat, efi, biosboot, btrfs, swap)"
                     ));
                 }
             },
@@ -805,6 +805,16 @@ impl Layout {
         if role == Role::Esp && min_mib < ESP_MIN_MIB {
             return Err(format!(
                 "the EFI system partition must be at least {ESP_MIN_MIB} MiB for FAT32 (got {min_mib} MiB)"
+            ));
+        }
+        let xfs_min_mib = super::xfs::MIN_BYTES / MIB;
+        if kind == FsKind::Xfs
+            && min_mib < xfs_min_mib
+            && (!p.grow || p.maxsize_mib.is_some_and(|m| m < xfs_min_mib))
+        {
+            return Err(format!(
+                "xfs on {mp} needs at least {xfs_min_mib} MiB (mkfs.xfs refuses smaller filesystems); \
+                 the partition is {min_mib} MiB"
             ));
         }
         let uuid = if kind == FsKind::Vfat {
@@ -1589,9 +1599,12 @@ mod tests {
                 "unknown fstype `reiserfs`",
             ),
             (
-                req(vec![part(4, "/", None, true, Some("xfs"))]),
+                req(vec![
+                    part(3, "/", None, true, None),
+                    part(4, "/boot", Some(200), false, Some("xfs")),
+                ]),
                 4,
-                "xfs is not supported yet",
+                "xfs on /boot needs at least 300 MiB (mkfs.xfs refuses smaller filesystems); the partition is 200 MiB",
             ),
             (
                 req(vec![

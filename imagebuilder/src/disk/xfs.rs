@@ -1,0 +1,409 @@
+//! XFS filesystems, populated with hard links intact.
+//!
+//! Debian 12's xfsprogs (6.1) can only populate a new XFS from a protofile, and the protofile
+//! format has no hard links, no xattrs and no timestamps. An OSTree deployment *is* hard links
+//! (every file of the deployment is a link to an object of `/ostree/repo`), so a protofile root
+//! would double in size and lose what makes it a deployment. The only writer of XFS on this
+//! platform that keeps them is the kernel: this module attaches the filesystem's byte range of the
+//! image to a loop device, runs `mkfs.xfs` on it, mounts it, copies the staged tree with `cp -a`
+//! (hard links, owners, modes, xattrs including `security.selinux`, mtimes), and unmounts and
+//! detaches again — on error too. It is used for XFS only; every other filesystem is written
+//! without a loop device or a mount. It needs root and `/dev/loop-control`; without them the error
+//! says so and names the alternatives.
+//!
+//! XFS inode change times are the copy's time, so an XFS filesystem is not bit-for-bit
+//! reproducible even with `SOURCE_DATE_EPOCH` (file modification times are).
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use anyhow::{Context, Result, bail, ensure};
+
+use super::fs::{MkfsOptions, estimate_bytes, tree_stats};
+use super::plan::{Filesystem, FsKind, MIB};
+use crate::cmd::CommandExt;
+
+/// The smallest XFS filesystem `mkfs.xfs` (xfsprogs ≥ 5.19) creates.
+pub const MIN_BYTES: u64 = 300 * MIB;
+
+/// Why XFS cannot be written on this machine, or `None` when it can.
+pub fn unavailable_reason() -> Option<String> {
+    if !rustix::process::geteuid().is_root() {
+        return Some("it needs root".into());
+    }
+    if !Path::new("/dev/loop-control").exists() {
+        return Some("/dev/loop-control does not exist (no loop device support)".into());
+    }
+    for p in ["mkfs.xfs", "losetup", "mount", "umount", "cp"] {
+        if crate::cmd::find_in_path(p).is_none() {
+            let pkg = crate::cmd::debian_package_for(p)
+                .map(|p| format!(" (Debian package `{p}`)"))
+                .unwrap_or_default();
+            return Some(format!("`{p}` is not installed{pkg}"));
+        }
+    }
+    None
+}
+
+/// Fails with a clear message when XFS cannot be written here; `mountpoint` names the filesystem.
+pub fn ensure_available(mountpoint: &str) -> Result<()> {
+    match unavailable_reason() {
+        Some(why) => bail!(unavailable_message(mountpoint, &why)),
+        None => Ok(()),
+    }
+}
+
+fn unavailable_message(mountpoint: &str, why: &str) -> String {
+    format!(
+        "cannot create XFS for {mountpoint}: {why}. Debian 12's mkfs.xfs cannot populate XFS \
+         from a directory with hard links intact (an OSTree deployment needs them), so XFS is \
+         written through a loop device and a mount, as root. Run as root on a machine with \
+         loop devices, or use --fstype=ext4 (or btrfs) for {mountpoint}."
+    )
+}
+
+/// Creates an XFS filesystem of `size` bytes at byte `offset` of `image`, populated from `src`.
+pub fn make_xfs(
+    image: &Path,
+    offset: u64,
+    size: u64,
+    fs: &Filesystem,
+    src: &Path,
+    _opts: MkfsOptions,
+) -> Result<()> {
+    ensure!(fs.kind == FsKind::Xfs, "not an XFS filesystem");
+    ensure_available(&fs.mountpoint)?;
+    ensure!(
+        offset % 512 == 0 && size % 512 == 0,
+        "XFS byte range {offset}+{size} is not sector aligned"
+    );
+    if size < MIN_BYTES {
+        bail!(
+            "XFS on {} needs at least {} MiB (mkfs.xfs refuses smaller filesystems); it has {} MiB",
+            fs.mountpoint,
+            MIN_BYTES / MIB,
+            size / MIB
+        );
+    }
+    let uuid = fs.uuid().context("XFS without a UUID")?;
+    let what = || format!("creating xfs on {} ({} MiB)", fs.mountpoint, size / MIB);
+
+    let dev = LoopDevice::attach(image, offset, size).with_context(what)?;
+    let mut mkfs = Command::new("mkfs.xfs");
+    mkfs.args(["-q", "-f", "-m"])
+        .arg(format!("uuid={uuid}"))
+        // No discard: the range is already zero (a sparse image), and TRIM on a loop device
+        // would punch holes the caller does not expect.
+        .arg("-K");
+    if let Some(label) = &fs.label {
+        mkfs.arg("-L").arg(label);
+    }
+    mkfs.arg(dev.path());
+    mkfs.run().with_context(what)?;
+
+    let mnt = tempfile::Builder::new()
+        .prefix(".imagebuilder-xfs-")
+        .tempdir()
+        .context("creating a mount point for XFS")?;
+    let mounted = Mount::new(dev.path(), mnt.path(), "rw").with_context(what)?;
+    // `SRC/.` copies the directory's own owner, mode and times onto the mount point too.
+    let mut from = src.as_os_str().to_owned();
+    from.push("/.");
+    Command::new("cp")
+        .args(["-a", "--sparse=always"])
+        .arg(&from)
+        .arg(mnt.path())
+        .run()
+        .with_context(|| {
+            let need = tree_stats(src)
+                .map(|s| estimate_bytes(FsKind::Xfs, &s).div_ceil(MIB))
+                .unwrap_or(0);
+            format!(
+                "copying {} into xfs for {} ({} MiB; the content needs about {need} MiB)",
+                src.display(),
+                fs.mountpoint,
+                size / MIB
+            )
+        })?;
+    mounted.unmount().with_context(what)?;
+    dev.detach().with_context(what)?;
+    Ok(())
+}
+
+/// A loop device over a byte range of a file, detached when dropped.
+#[derive(Debug)]
+pub struct LoopDevice {
+    path: PathBuf,
+    attached: bool,
+}
+
+impl LoopDevice {
+    /// `losetup --find --show --offset --sizelimit`: the range `offset..offset+size` of `file`.
+    pub fn attach(file: &Path, offset: u64, size: u64) -> Result<LoopDevice> {
+        let out = Command::new("losetup")
+            .arg("--find")
+            .arg("--show")
+            .arg("--offset")
+            .arg(offset.to_string())
+            .arg("--sizelimit")
+            .arg(size.to_string())
+            .arg(file)
+            .run_text()
+            .context("attaching a loop device")?;
+        let path = PathBuf::from(out.trim());
+        ensure!(
+            path.starts_with("/dev"),
+            "losetup printed `{}` instead of a device",
+            out.trim()
+        );
+        Ok(LoopDevice {
+            path,
+            attached: true,
+        })
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Detaches the device, reporting failure (drop only logs it).
+    pub fn detach(mut self) -> Result<()> {
+        self.attached = false;
+        Command::new("losetup")
+            .arg("--detach")
+            .arg(&self.path)
+            .run()
+            .with_context(|| format!("detaching {}", self.path.display()))
+    }
+}
+
+impl Drop for LoopDevice {
+    fn drop(&mut self) {
+        if self.attached
+            && let Err(e) = Command::new("losetup")
+                .arg("--detach")
+                .arg(&self.path)
+                .run()
+        {
+            tracing::warn!("{e:#}");
+        }
+    }
+}
+
+/// A mounted filesystem, unmounted when dropped.
+#[derive(Debug)]
+struct Mount {
+    target: PathBuf,
+    mounted: bool,
+}
+
+impl Mount {
+    fn new(dev: &Path, target: &Path, options: &str) -> Result<Mount> {
+        Command::new("mount")
+            .args(["-t", "xfs", "-o", options])
+            .arg(dev)
+            .arg(target)
+            .run()
+            .with_context(|| format!("mounting {} on {}", dev.display(), target.display()))?;
+        Ok(Mount {
+            target: target.to_path_buf(),
+            mounted: true,
+        })
+    }
+
+    fn unmount(mut self) -> Result<()> {
+        self.mounted = false;
+        Command::new("umount")
+            .arg(&self.target)
+            .run()
+            .with_context(|| format!("unmounting {}", self.target.display()))
+    }
+}
+
+impl Drop for Mount {
+    fn drop(&mut self) {
+        if self.mounted
+            && let Err(e) = Command::new("umount").arg(&self.target).run()
+        {
+            tracing::warn!("{e:#}");
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::unix::fs::MetadataExt;
+
+    fn xfs(label: Option<&str>) -> Filesystem {
+        Filesystem {
+            kind: FsKind::Xfs,
+            mountpoint: "/".into(),
+            label: label.map(str::to_string),
+            uuid: "2f3c4d5e-6a7b-4c8d-9e0f-112233445566".into(),
+            options: "defaults".into(),
+        }
+    }
+
+    /// Reads a path's inode link count inside an XFS image with `xfs_db` (no mount).
+    fn xfs_nlink(image: &Path, path: &str) -> u64 {
+        let out = Command::new("xfs_db")
+            .arg("-r")
+            .arg("-c")
+            .arg(format!("path {path}"))
+            .arg("-c")
+            .arg("print core.nlinkv2")
+            .arg(image)
+            .run_text()
+            .unwrap();
+        out.trim()
+            .strip_prefix("core.nlinkv2 = ")
+            .unwrap_or_else(|| panic!("xfs_db printed {out:?}"))
+            .parse()
+            .unwrap()
+    }
+
+    #[test]
+    fn populates_with_hard_links_owners_and_xattrs() {
+        let tmp = tempfile::tempdir().unwrap();
+        let src = tmp.path().join("src");
+        std::fs::create_dir_all(src.join("ostree/repo/objects/ab")).unwrap();
+        std::fs::create_dir_all(src.join("ostree/deploy/usr/bin")).unwrap();
+        let obj = src.join("ostree/repo/objects/ab/cdef.file");
+        std::fs::write(&obj, b"#!/bin/sh\necho hi\n").unwrap();
+        std::fs::hard_link(&obj, src.join("ostree/deploy/usr/bin/hi")).unwrap();
+        std::os::unix::fs::chown(src.join("ostree/deploy/usr/bin/hi"), Some(1000), Some(1000))
+            .unwrap();
+        rustix::fs::setxattr(
+            &obj,
+            "security.selinux",
+            b"system_u:object_r:bin_t:s0\0",
+            rustix::fs::XattrFlags::empty(),
+        )
+        .unwrap();
+        std::os::unix::fs::symlink("usr/bin", src.join("ostree/deploy/bin")).unwrap();
+
+        // A disk image with the filesystem at 1 MiB, and marker bytes around it.
+        let image = tmp.path().join("disk.raw");
+        let (offset, size) = (MIB, MIN_BYTES);
+        let f = std::fs::File::create(&image).unwrap();
+        f.set_len(offset + size + MIB).unwrap();
+        use std::os::unix::fs::FileExt;
+        f.write_all_at(b"BEFORE", offset - 6).unwrap();
+        f.write_all_at(b"AFTER!", offset + size).unwrap();
+        drop(f);
+
+        let fs = xfs(Some("root"));
+        make_xfs(&image, offset, size, &fs, &src, MkfsOptions::default()).unwrap();
+
+        let mut buf = [0u8; 6];
+        let f = std::fs::File::open(&image).unwrap();
+        f.read_exact_at(&mut buf, offset - 6).unwrap();
+        assert_eq!(&buf, b"BEFORE");
+        f.read_exact_at(&mut buf, offset + size).unwrap();
+        assert_eq!(&buf, b"AFTER!", "wrote past the filesystem's range");
+        let mut magic = [0u8; 4];
+        f.read_exact_at(&mut magic, offset).unwrap();
+        assert_eq!(&magic, b"XFSB");
+
+        // Independent checks on the range copied out: xfs_repair, blkid, xfs_db.
+        let part = tmp.path().join("part.img");
+        {
+            let out = std::fs::File::create(&part).unwrap();
+            out.set_len(size).unwrap();
+            let mut buf = vec![0u8; MIB as usize];
+            for at in (0..size).step_by(MIB as usize) {
+                f.read_exact_at(&mut buf, offset + at).unwrap();
+                if buf.iter().any(|b| *b != 0) {
+                    out.write_all_at(&buf, at).unwrap();
+                }
+            }
+        }
+        Command::new("xfs_repair")
+            .arg("-n")
+            .arg("-f")
+            .arg(&part)
+            .run()
+            .unwrap();
+        let blkid = Command::new("blkid")
+            .args(["-o", "export"])
+            .arg(&part)
+            .run_text()
+            .unwrap();
+        assert!(blkid.contains("TYPE=xfs"), "{blkid}");
+        assert!(blkid.contains(&format!("UUID={}", fs.uuid)), "{blkid}");
+        assert!(blkid.contains("LABEL=root"), "{blkid}");
+        assert_eq!(xfs_nlink(&part, "/ostree/deploy/usr/bin/hi"), 2);
+        assert_eq!(xfs_nlink(&part, "/ostree/repo/objects/ab/cdef.file"), 2);
+
+        // Owners, symlinks and xattrs, read back through a read-only mount.
+        let dev = LoopDevice::attach(&part, 0, size).unwrap();
+        let mnt = tmp.path().join("mnt");
+        std::fs::create_dir(&mnt).unwrap();
+        let mounted = Mount::new(dev.path(), &mnt, "ro").unwrap();
+        let a = std::fs::metadata(mnt.join("ostree/repo/objects/ab/cdef.file")).unwrap();
+        let b = std::fs::metadata(mnt.join("ostree/deploy/usr/bin/hi")).unwrap();
+        assert_eq!((a.ino(), a.nlink(), a.uid()), (b.ino(), 2, 1000));
+        let mut label = vec![0u8; 64];
+        let n = rustix::fs::getxattr(
+            mnt.join("ostree/repo/objects/ab/cdef.file").as_path(),
+            "security.selinux",
+            &mut label,
+        )
+        .unwrap();
+        assert_eq!(&label[..n], b"system_u:object_r:bin_t:s0\0");
+        assert_eq!(
+            std::fs::read_link(mnt.join("ostree/deploy/bin")).unwrap(),
+            Path::new("usr/bin")
+        );
+        mounted.unmount().unwrap();
+        dev.detach().unwrap();
+    }
+
+    #[test]
+    fn too_small_is_a_clear_error_and_nothing_is_attached() {
+        let tmp = tempfile::tempdir().unwrap();
+        let image = tmp.path().join("disk.raw");
+        std::fs::File::create(&image)
+            .unwrap()
+            .set_len(200 * MIB)
+            .unwrap();
+        let err = make_xfs(
+            &image,
+            MIB,
+            100 * MIB,
+            &xfs(None),
+            tmp.path(),
+            MkfsOptions::default(),
+        )
+        .unwrap_err();
+        assert_eq!(
+            format!("{err:#}"),
+            "XFS on / needs at least 300 MiB (mkfs.xfs refuses smaller filesystems); it has 100 MiB"
+        );
+        let loops = Command::new("losetup")
+            .args(["--list", "--noheadings", "--output", "BACK-FILE"])
+            .run_text()
+            .unwrap();
+        assert!(!loops.contains(image.to_str().unwrap()), "{loops}");
+    }
+
+    #[test]
+    fn unavailable_error_names_the_reason_and_the_alternatives() {
+        let msg = unavailable_message("/var", "it needs root");
+        assert!(
+            msg.starts_with("cannot create XFS for /var: it needs root. "),
+            "{msg}"
+        );
+        assert!(msg.contains("hard links"), "{msg}");
+        assert!(
+            msg.ends_with("or use --fstype=ext4 (or btrfs) for /var."),
+            "{msg}"
+        );
+        // On this machine the answer agrees with what it is.
+        assert_eq!(
+            ensure_available("/var").is_ok(),
+            unavailable_reason().is_none()
+        );
+    }
+}
