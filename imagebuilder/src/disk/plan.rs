@@ -5,8 +5,9 @@
 //! work so bad input fails fast; [`Layout::allocate`] then sizes and places the partitions once the
 //! content's needs are known and gives the [`DiskPlan`] every later step reads.
 //!
-//! The plan keeps partitions (the GPT) apart from what they hold ([`Content`]) so that later content
-//! kinds (LVM physical volumes holding logical volumes) plug in as new variants.
+//! The plan keeps partitions (the GPT) apart from what they hold ([`Content`]): a filesystem, GRUB's
+//! core.img, or an LVM physical volume of a [`VolumeGroup`] whose linear logical volumes are byte
+//! ranges of the image, so [`DiskPlan::filesystems`] lists LV filesystems like partition ones.
 
 use std::collections::BTreeMap;
 
@@ -264,7 +265,7 @@ impl Layout {
             return Err(err(
                 u.line,
                 format!(
-                    "{} is not supported yet (LVM, RAID and btrfs volumes are a later issue)",
+                    "{} is not supported yet (RAID and btrfs volumes are a later issue)",
                     u.value
                 ),
             ));
@@ -291,7 +292,8 @@ impl Layout {
                 None => {
                     return Err(err(
                         auto.line,
-                        "autopart without --type means LVM, which is not supported yet; use autopart --type=plain".into(),
+                        "autopart without --type means Anaconda's automatic LVM layout, which is not supported; \
+                         use autopart --type=plain or write part/volgroup/logvol lines".into(),
                     ));
                 }
             }
@@ -1654,7 +1656,7 @@ mod tests {
         let e = Layout::from_request(&r, &ids()).unwrap_err();
         assert_eq!(
             e.to_string(),
-            "test.ks:12: `raid` is not supported yet (LVM, RAID and btrfs volumes are a later issue)"
+            "test.ks:12: `raid` is not supported yet (RAID and btrfs volumes are a later issue)"
         );
     }
 
