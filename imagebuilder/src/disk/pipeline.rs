@@ -734,7 +734,9 @@ mod tests {
     use super::*;
     use crate::cmd::CommandExt;
     use crate::deploy::testutil::synthetic_commit;
-    use crate::disk::request::{BootloaderRequest, PartitionRequest};
+    use crate::disk::request::{
+        BootloaderRequest, LogVolRequest, PartitionRequest, VolGroupRequest,
+    };
 
     fn job(outdir: &Path, repo: &Path, epoch: Option<i64>) -> ImageJob {
         ImageJob {
@@ -976,6 +978,90 @@ mod tests {
         assert!(leftovers.is_empty(), "{leftovers:?}");
         let log = std::fs::read_to_string(out.join("logs/disk.log")).unwrap();
         assert!(log.contains("FAILED: pulling test/x86_64/base"), "{log}");
+    }
+
+    #[test]
+    fn lvm_root_and_swap_are_reproducible_and_named_by_mapper_path() {
+        let d = tempfile::tempdir().unwrap();
+        let (repo, _) = synthetic_commit(d.path(), "test/x86_64/base", 1 << 20).unwrap();
+        let lvm_job = |out: &Path| {
+            let mut j = job(out, &repo, Some(1_700_000_000));
+            j.formats = vec![OutputFormat::Raw];
+            j.disk.partitions[0] = PartitionRequest {
+                line: 4,
+                mountpoint: "pv.01".into(),
+                grow: true,
+                ..Default::default()
+            };
+            j.disk.volgroups.push(VolGroupRequest {
+                line: 7,
+                name: "vg-test".into(),
+                pvs: vec!["pv.01".into()],
+                pesize_kib: Some(1024),
+                reserved_mib: Some(8),
+                ..Default::default()
+            });
+            for (line, mp, name, size) in [(8, "/", "root", None), (9, "swap", "swap", Some(16))] {
+                j.disk.logvols.push(LogVolRequest {
+                    line,
+                    mountpoint: mp.into(),
+                    name: name.into(),
+                    vgname: "vg-test".into(),
+                    size_mib: size,
+                    grow: size.is_none(),
+                    fstype: (mp == "swap").then(|| "swap".into()),
+                    ..Default::default()
+                });
+            }
+            j
+        };
+        let a = d.path().join("a");
+        let b = d.path().join("b");
+        let ra = build_image(&lvm_job(&a), &[]).unwrap();
+        build_image(&lvm_job(&b), &[]).unwrap();
+        assert_eq!(
+            std::fs::read_to_string(a.join("SHA256SUMS")).unwrap(),
+            std::fs::read_to_string(b.join("SHA256SUMS")).unwrap(),
+            "two LVM builds with SOURCE_DATE_EPOCH differ"
+        );
+        let vg = &ra.plan.volume_groups[0];
+        assert_eq!(vg.extent_size, MIB);
+        assert!(vg.free_extents >= 8, "{vg:?}");
+        let raw = a.join("disk.raw");
+        let f = File::open(&raw).unwrap();
+        let mut label = [0u8; 8];
+        f.read_exact_at(&mut label, vg.pvs[0].offset + 512).unwrap();
+        assert_eq!(&label, b"LABELONE");
+        let swap = &vg.lvs[1];
+        let mut sig = [0u8; 10];
+        f.read_exact_at(&mut sig, swap.offset + 4086).unwrap();
+        assert_eq!(&sig, b"SWAPSPACE2");
+        let root = &vg.lvs[0];
+        let part = d.path().join("root.img");
+        extract(&raw, root.offset, root.size, &part);
+        Command::new("e2fsck").arg("-fn").arg(&part).run().unwrap();
+        let debugfs = |cmd: &str| {
+            Command::new("debugfs")
+                .args(["-R", cmd])
+                .arg(&part)
+                .run_text()
+                .unwrap()
+        };
+        let dep = format!("/ostree/deploy/testos/deploy/{}.0", ra.commit);
+        let fstab = debugfs(&format!("cat {dep}/etc/fstab"));
+        assert!(
+            fstab.contains("/dev/mapper/vg--test-root / ext4 defaults 0 1\n"),
+            "{fstab}"
+        );
+        assert!(
+            fstab.contains("/dev/mapper/vg--test-swap none swap defaults 0 0\n"),
+            "{fstab}"
+        );
+        let meta = std::fs::read_to_string(a.join("metadata.json")).unwrap();
+        assert!(
+            meta.contains("\"root=/dev/mapper/vg--test-root\",\n    \"rd.lvm.lv=vg-test/root\",\n    \"rd.lvm.lv=vg-test/swap\""),
+            "{meta}"
+        );
     }
 
     #[test]
