@@ -202,6 +202,19 @@ fn atomic_kickstart_builds_lvm_xfs_that_lvm_reads_and_boots() {
         );
         let repair = tool("xfs_repair", &["-n", &dev.0]);
         assert!(!repair.contains("would "), "{repair}");
+        // The deployment's files are still hard links into /ostree/repo inside the XFS.
+        let commit = result["commit"].as_str().unwrap();
+        let path = format!("path /ostree/deploy/fedora-atomic/deploy/{commit}.0/usr/bin/findmnt");
+        let nlink = tool(
+            "xfs_db",
+            &["-r", "-c", &path, "-c", "print core.nlinkv2", &dev.0],
+        );
+        let n: u32 = nlink
+            .trim()
+            .strip_prefix("core.nlinkv2 = ")
+            .and_then(|n| n.parse().ok())
+            .unwrap_or_else(|| panic!("{nlink}"));
+        assert!(n > 1, "findmnt in the deployment has {n} link(s)");
         let uuid = tool("blkid", &["-p", "-o", "value", "-s", "UUID", &dev.0]);
         assert_eq!(uuid.trim(), root["filesystem"]["uuid"].as_str().unwrap());
     }
