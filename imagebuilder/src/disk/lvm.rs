@@ -77,7 +77,7 @@ pub struct VgSpec {
     pub name: String,
     /// 32-character LVM id (undashed).
     pub id: String,
-    /// Bytes per extent (a power of two, at least 1 KiB... LVM needs multiples of 4 KiB here).
+    /// Bytes per extent (a power of two, at least 4 KiB).
     pub extent_size: u64,
     pub creation_host: String,
     pub creation_time: i64,
