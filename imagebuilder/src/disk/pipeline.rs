@@ -3,12 +3,13 @@
 //! 1. validate the layout request ([`Layout::from_request`]) and the outputs — bad input fails here,
 //!    before anything expensive;
 //! 2. deploy the commit into a staging sysroot ([`deploy::deploy`]);
-//! 3. write `/etc/fstab` (by UUID) into the deployment;
+//! 3. write `/etc/fstab` (by UUID; logical volumes by `/dev/mapper/VG-LV`) into the deployment;
 //! 4. run the [`DeploymentHook`]s (system configuration, `%post`: another area's code);
 //! 5. generate `grub.cfg` from the boot entries and build the UEFI GRUB into the ESP tree;
 //! 6. split the staged tree into one directory per filesystem, measure, and size the disk
 //!    ([`Layout::allocate`]);
-//! 7. write the sparse raw image: GPT, each filesystem at its offset, BIOS GRUB;
+//! 7. write the sparse raw image: GPT, LVM metadata of each PV, each filesystem (on a partition or
+//!    a logical volume) at its offset, BIOS GRUB;
 //! 8. convert/compress into the requested outputs and rename them into place with
 //!    `metadata.json` and `SHA256SUMS`.
 //!
