@@ -183,7 +183,21 @@ fn bad_input_gives_one_clear_error_and_no_output() {
         (
             "lvm.ks",
             format!("part / --grow\n{OSTREESETUP}volgroup atomicos pv.01\n"),
-            "lvm.ks:3: `volgroup atomicos` is not supported yet",
+            "lvm.ks:3: volume group atomicos names `pv.01`, which is not a `part pv.01` line",
+        ),
+        (
+            "lvbig.ks",
+            format!(
+                "part /boot --size=100\npart pv.01 --size=200\nvolgroup atomicos pv.01\nlogvol / --size=300 --name=root --vgname=atomicos\n{OSTREESETUP}"
+            ),
+            "lvbig.ks:4: the logical volumes of volume group atomicos need 300 MiB but its physical volumes hold 196 MiB: 104 MiB too much",
+        ),
+        (
+            "thin.ks",
+            format!(
+                "part /boot --size=100\npart pv.01 --grow\nvolgroup atomicos pv.01\nlogvol / --size=300 --name=root --vgname=atomicos\nlogvol none --thinpool --size=100 --name=pool --vgname=atomicos\n{OSTREESETUP}"
+            ),
+            "thin.ks:5: thin provisioning (`logvol --thinpool`/`--thin`) is not supported",
         ),
         (
             "xfs.ks",

@@ -216,6 +216,10 @@ VolGroup {
     pesize: Option<i64> = |n: &Namespace, _| int(n, "pesize"),
     /// `--useexisting`/`--noformat`
     preexist: bool = |n: &Namespace, _| b(n, "preexist"),
+    /// `--reserved-space` (MiB)
+    reserved_space: Option<i64> = |n: &Namespace, _| int(n, "reserved_space"),
+    /// `--reserved-percent`
+    reserved_percent: Option<i64> = |n: &Namespace, _| int(n, "reserved_percent"),
 });
 
 typed!(/// `logvol`
@@ -236,6 +240,20 @@ LogVol {
     fstype: Option<String> = |n: &Namespace, _| st(n, "fstype"),
     /// `--label`
     label: Option<String> = |n: &Namespace, _| st(n, "label"),
+    /// `--maxsize` (MiB)
+    maxsize: Option<i64> = |n: &Namespace, _| int(n, "maxSizeMB"),
+    /// `--fsoptions`
+    fsoptions: Option<String> = |n: &Namespace, _| st(n, "fsopts"),
+    /// `--thinpool`
+    thin_pool: bool = |n: &Namespace, _| b(n, "thin_pool"),
+    /// `--thin`
+    thin_volume: bool = |n: &Namespace, _| b(n, "thin_volume"),
+    /// `--poolname`
+    pool_name: Option<String> = |n: &Namespace, _| st(n, "pool_name"),
+    /// `--useexisting`/`--noformat`
+    preexist: bool = |n: &Namespace, _| b(n, "preexist"),
+    /// `--encrypted`
+    encrypted: bool = |n: &Namespace, _| b(n, "encrypted"),
 });
 
 typed!(/// `raid`

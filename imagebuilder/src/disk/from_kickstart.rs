@@ -12,8 +12,8 @@ use super::outputs::OutputFormat;
 use super::pipeline::{BuildResult, ImageJob, build_image};
 
 use super::request::{
-    AutopartRequest, BootloaderRequest, DiskRequest, Located, OstreeSetup, PartitionRequest,
-    ReqpartRequest,
+    AutopartRequest, BootloaderRequest, DiskRequest, Located, LogVolRequest, OstreeSetup,
+    PartitionRequest, ReqpartRequest, VolGroupRequest,
 };
 
 fn mib(v: Option<i64>) -> Option<u64> {
@@ -92,15 +92,34 @@ pub fn from_kickstart(ks: &Kickstart, source_name: &str) -> (DiskRequest, Option
         });
     }
     for v in typed::volgroups(ks) {
-        req.unsupported.push(Located {
+        req.volgroups.push(VolGroupRequest {
             line: v.at.line,
-            value: format!("`volgroup {}`", v.name),
+            name: v.name.clone(),
+            pvs: v.partitions.clone(),
+            pesize_kib: mib(v.pesize),
+            reserved_mib: mib(v.reserved_space),
+            reserved_percent: mib(v.reserved_percent),
+            preexist: v.preexist,
         });
     }
     for l in typed::logvols(ks) {
-        req.unsupported.push(Located {
+        req.logvols.push(LogVolRequest {
             line: l.at.line,
-            value: "`logvol`".into(),
+            mountpoint: l.mountpoint.clone(),
+            name: l.name.clone(),
+            vgname: l.vgname.clone(),
+            size_mib: mib(l.size),
+            percent: mib(l.percent),
+            grow: l.grow,
+            maxsize_mib: mib(l.maxsize),
+            fstype: l.fstype.clone(),
+            label: l.label.clone(),
+            fsoptions: l.fsoptions.clone(),
+            thin_pool: l.thin_pool,
+            thin: l.thin_volume,
+            pool_name: l.pool_name.clone(),
+            preexist: l.preexist,
+            encrypted: l.encrypted,
         });
     }
     for r in typed::raids(ks) {
@@ -339,15 +358,49 @@ mod tests {
     }
 
     #[test]
-    fn lvm_lines_become_not_supported_errors() {
-        let text = "part /boot --size=300\npart pv.01 --grow\nvolgroup atomicos pv.01\nlogvol / --size=3000 --fstype=xfs --name=root --vgname=atomicos\nostreesetup --osname=x --url=file:///r --ref=r\n";
+    fn lvm_lines_are_read_with_their_lines() {
+        let text = "part /boot --size=300\npart pv.01 --grow\nvolgroup atomicos pv.01 --pesize=8192\nlogvol / --size=3000 --fstype=ext4 --name=root --vgname=atomicos --label=r --fsoptions=noatime\nlogvol /var --percent=20 --maxsize=900 --name=var --vgname=atomicos\nostreesetup --osname=x --url=file:///r --ref=r\n";
         let ks = kickstart::parse(text, kickstart::Version::devel()).unwrap();
+        let (r, _) = from_kickstart(&ks, "atomic.ks");
+        assert_eq!(r.volgroups.len(), 1);
+        assert_eq!(
+            (r.volgroups[0].line, r.volgroups[0].pesize_kib),
+            (3, Some(8192))
+        );
+        assert_eq!(r.volgroups[0].pvs, ["pv.01"]);
+        let root = &r.logvols[0];
+        assert_eq!(
+            (
+                root.line,
+                root.size_mib,
+                root.vgname.as_str(),
+                root.name.as_str()
+            ),
+            (4, Some(3000), "atomicos", "root")
+        );
+        assert_eq!(root.fsoptions.as_deref(), Some("noatime"));
+        assert_eq!(
+            (r.logvols[1].percent, r.logvols[1].maxsize_mib),
+            (Some(20), Some(900))
+        );
+        let l = crate::disk::plan::Layout::from_request(&r, &crate::disk::plan::IdSource::Random)
+            .unwrap();
+        assert_eq!(l.vgs[0].extent_size, 8 << 20);
+        assert_eq!(l.filesystem("/").unwrap().label.as_deref(), Some("r"));
+
+        let thin = text.replace(
+            "logvol /var --percent=20 --maxsize=900",
+            "logvol /var --thinpool --size=900",
+        );
+        let ks = kickstart::parse(&thin, kickstart::Version::devel()).unwrap();
         let (r, _) = from_kickstart(&ks, "atomic.ks");
         let e = crate::disk::plan::Layout::from_request(&r, &crate::disk::plan::IdSource::Random)
             .unwrap_err();
-        assert_eq!(
-            e.to_string(),
-            "atomic.ks:3: `volgroup atomicos` is not supported yet (LVM, RAID and btrfs volumes are a later issue)"
+        assert!(
+            e.to_string().starts_with(
+                "atomic.ks:5: thin provisioning (`logvol --thinpool`/`--thin`) is not supported"
+            ),
+            "{e}"
         );
     }
 }

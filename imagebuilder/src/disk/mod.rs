@@ -5,7 +5,8 @@
 //! The pipeline ([`pipeline`]) reads top to bottom over plain data: the layout request
 //! ([`request`]) is validated into a [`plan::Layout`]; the commit is deployed into a staging sysroot
 //! ([`crate::deploy`]); the staged tree is measured and the layout sized into a [`plan::DiskPlan`];
-//! filesystems are written straight into the image file at their offsets ([`fs`], [`fat`]); the GPT
+//! LVM physical volumes get their metadata written natively ([`lvm`]) and every filesystem, on a
+//! partition or a logical volume, is written straight into the image file at its offset ([`fs`], [`fat`]); the GPT
 //! ([`gpt`]) and GRUB for BIOS and UEFI ([`grub`]) follow; then the outputs ([`outputs`], [`qcow2`],
 //! Vagrant boxes in [`vagrant`] with the streamOptimized VMDK of [`vmdk`]).
 
@@ -16,6 +17,7 @@ pub mod fs;
 pub mod gpt;
 pub mod grub;
 pub mod hooks;
+pub mod lvm;
 pub mod outputs;
 pub mod pipeline;
 pub mod plan;

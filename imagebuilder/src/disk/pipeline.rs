@@ -3,12 +3,13 @@
 //! 1. validate the layout request ([`Layout::from_request`]) and the outputs — bad input fails here,
 //!    before anything expensive;
 //! 2. deploy the commit into a staging sysroot ([`deploy::deploy`]);
-//! 3. write `/etc/fstab` (by UUID) into the deployment;
+//! 3. write `/etc/fstab` (by UUID; logical volumes by `/dev/mapper/VG-LV`) into the deployment;
 //! 4. run the [`DeploymentHook`]s (system configuration, `%post`: another area's code);
 //! 5. generate `grub.cfg` from the boot entries and build the UEFI GRUB into the ESP tree;
 //! 6. split the staged tree into one directory per filesystem, measure, and size the disk
 //!    ([`Layout::allocate`]);
-//! 7. write the sparse raw image: GPT, each filesystem at its offset, BIOS GRUB;
+//! 7. write the sparse raw image: GPT, LVM metadata of each PV, each filesystem (on a partition or
+//!    a logical volume) at its offset, BIOS GRUB;
 //! 8. convert/compress into the requested outputs (raw.xz, qcow2, the Vagrant boxes: the libvirt
 //!    box packs the same qcow2, the VirtualBox box a streamOptimized VMDK of the same raw disk) and
 //!    rename them into place with `metadata.json` and `SHA256SUMS`.
@@ -26,7 +27,7 @@ use super::fat::{FatOptions, write_fat32};
 use super::fs::{MkfsOptions, estimate_bytes, make_btrfs, make_ext, make_swap, tree_stats};
 use super::grub::{GrubTarget, build_core, build_efi, grub_cfg, install_bios};
 use super::outputs::{BuildLog, OutputFormat, OutputInfo, Staged, check_targets, temp_in, xz};
-use super::plan::{Content, DiskPlan, FsKind, IdSource, Layout, MIB, Role, is_under};
+use super::plan::{Content, DiskPlan, FsKind, IdSource, Layout, MIB, Role, is_under, mapper_path};
 use super::qcow2::{Qcow2Options, write_qcow2_with_progress};
 use super::request::{DiskRequest, OstreeSetup};
 use super::xfs::make_xfs;
@@ -217,7 +218,8 @@ pub fn physical_path(d: &Deployed, mp: &str) -> Result<PathBuf> {
     )
 }
 
-/// `/etc/fstab` lines for the plan's filesystems (by UUID).
+/// `/etc/fstab` lines for the plan's filesystems: by UUID, or `/dev/mapper/VG-LV` for logical
+/// volumes (as Anaconda writes them).
 pub fn fstab(layout: &Layout) -> String {
     let mut s = String::from("# Created by imagebuilder\n");
     for f in layout.filesystems() {
@@ -228,9 +230,12 @@ pub fn fstab(layout: &Layout) -> String {
             _ if f.mountpoint == "/" => ("/", 1),
             _ => (f.mountpoint.as_str(), 2),
         };
+        let device = match layout.logical_volume(f) {
+            Some((vg, lv)) => mapper_path(&vg.name, &lv.name),
+            None => format!("UUID={}", f.uuid),
+        };
         s.push_str(&format!(
-            "UUID={} {mp} {} {} 0 {pass}\n",
-            f.uuid,
+            "{device} {mp} {} {} 0 {pass}\n",
             f.kind.fstab_type(),
             f.options
         ));
@@ -240,7 +245,20 @@ pub fn fstab(layout: &Layout) -> String {
 
 fn kernel_args(layout: &Layout, req: &DiskRequest) -> Result<Vec<String>> {
     let root = layout.filesystem("/").context("layout without /")?;
-    let mut k = vec![format!("root=UUID={}", root.uuid), "rw".to_string()];
+    // Like Anaconda: the root LV by its mapper name, and rd.lvm.lv= for the LVs the initramfs
+    // must activate (root and swap).
+    let mut k = match layout.logical_volume(root) {
+        Some((vg, lv)) => vec![format!("root={}", mapper_path(&vg.name, &lv.name))],
+        None => vec![format!("root=UUID={}", root.uuid)],
+    };
+    for vg in &layout.vgs {
+        for lv in &vg.lvs {
+            if lv.role == Role::Root || lv.role == Role::Swap {
+                k.push(format!("rd.lvm.lv={}/{}", vg.name, lv.name));
+            }
+        }
+    }
+    k.push("rw".to_string());
     if root.kind == FsKind::Btrfs {
         k.push("rootflags=subvol=/".into());
     }
@@ -339,12 +357,7 @@ fn run(
         .with_context(|| format!("writing {}", etc_fstab.display()))?;
 
     // 4. Hooks.
-    let fixed_root = layout
-        .parts
-        .iter()
-        .find(|p| p.role == Role::Root)
-        .filter(|p| !p.grow)
-        .map(|p| p.min_mib * MIB);
+    let fixed_root = layout.fixed_root_bytes();
     let log_dir = job.outdir.join("logs");
     for h in hooks {
         log.step(format!("running {}", h.name()));
@@ -448,11 +461,43 @@ fn run(
             Content::Filesystem(f) => {
                 format!("{} {} UUID={}", f.mountpoint, f.kind.fstab_type(), f.uuid)
             }
+            Content::LvmPv { vg, pv } => format!("LVM PV {pv} of {vg}"),
         };
         log.step(format!(
             "  {} {:<10} start {:>9} sectors {:>9} {what}",
             p.number, p.name, p.start_lba, p.sectors
         ));
+    }
+    for vg in &plan.volume_groups {
+        log.step(format!(
+            "volume group {}: extent size {} KiB, {} extents ({} MiB), {} free ({} MiB)",
+            vg.name,
+            vg.extent_size / 1024,
+            vg.total_extents,
+            vg.total_extents * vg.extent_size / MIB,
+            vg.free_extents,
+            vg.free_extents * vg.extent_size / MIB
+        ));
+        for pv in &vg.pvs {
+            log.step(format!(
+                "  PV {} on partition {}: {} extents",
+                pv.name, pv.partition, pv.pe_count
+            ));
+        }
+        for lv in &vg.lvs {
+            log.step(format!(
+                "  LV {} ({}): {} extents ({} MiB) from extent {} of PV {}, {} {} UUID={}",
+                lv.name,
+                vg.mapper_path(&lv.name),
+                lv.extents,
+                lv.size / MIB,
+                lv.start_extent,
+                vg.pvs[lv.pv].name,
+                lv.filesystem.mountpoint,
+                lv.filesystem.kind.fstab_type(),
+                lv.filesystem.uuid
+            ));
+        }
     }
     if let Some(free) = free_bytes(&job.outdir) {
         // The raw image holds the data once; qcow2 and raw.xz each need up to as much again.
@@ -482,6 +527,13 @@ fn run(
             .map(|d| d.as_secs() as i64)
             .unwrap_or(0)
     });
+    for vg in &plan.volume_groups {
+        log.step(format!("writing LVM metadata of volume group {}", vg.name));
+        let spec = vg.spec(now);
+        for (i, pv) in vg.pvs.iter().enumerate() {
+            spec.write_pv(&raw_file, pv.offset, i)?;
+        }
+    }
     for (f, offset, size) in plan.filesystems() {
         log.step(format!(
             "making {} on {} ({} MiB)",
@@ -774,7 +826,9 @@ mod tests {
     use super::*;
     use crate::cmd::CommandExt;
     use crate::deploy::testutil::synthetic_commit;
-    use crate::disk::request::{BootloaderRequest, PartitionRequest};
+    use crate::disk::request::{
+        BootloaderRequest, LogVolRequest, PartitionRequest, VolGroupRequest,
+    };
 
     fn job(outdir: &Path, repo: &Path, epoch: Option<i64>) -> ImageJob {
         ImageJob {
@@ -1016,6 +1070,90 @@ mod tests {
         assert!(leftovers.is_empty(), "{leftovers:?}");
         let log = std::fs::read_to_string(out.join("logs/disk.log")).unwrap();
         assert!(log.contains("FAILED: pulling test/x86_64/base"), "{log}");
+    }
+
+    #[test]
+    fn lvm_root_and_swap_are_reproducible_and_named_by_mapper_path() {
+        let d = tempfile::tempdir().unwrap();
+        let (repo, _) = synthetic_commit(d.path(), "test/x86_64/base", 1 << 20).unwrap();
+        let lvm_job = |out: &Path| {
+            let mut j = job(out, &repo, Some(1_700_000_000));
+            j.formats = vec![OutputFormat::Raw];
+            j.disk.partitions[0] = PartitionRequest {
+                line: 4,
+                mountpoint: "pv.01".into(),
+                grow: true,
+                ..Default::default()
+            };
+            j.disk.volgroups.push(VolGroupRequest {
+                line: 7,
+                name: "vg-test".into(),
+                pvs: vec!["pv.01".into()],
+                pesize_kib: Some(1024),
+                reserved_mib: Some(8),
+                ..Default::default()
+            });
+            for (line, mp, name, size) in [(8, "/", "root", None), (9, "swap", "swap", Some(16))] {
+                j.disk.logvols.push(LogVolRequest {
+                    line,
+                    mountpoint: mp.into(),
+                    name: name.into(),
+                    vgname: "vg-test".into(),
+                    size_mib: size,
+                    grow: size.is_none(),
+                    fstype: (mp == "swap").then(|| "swap".into()),
+                    ..Default::default()
+                });
+            }
+            j
+        };
+        let a = d.path().join("a");
+        let b = d.path().join("b");
+        let ra = build_image(&lvm_job(&a), &[]).unwrap();
+        build_image(&lvm_job(&b), &[]).unwrap();
+        assert_eq!(
+            std::fs::read_to_string(a.join("SHA256SUMS")).unwrap(),
+            std::fs::read_to_string(b.join("SHA256SUMS")).unwrap(),
+            "two LVM builds with SOURCE_DATE_EPOCH differ"
+        );
+        let vg = &ra.plan.volume_groups[0];
+        assert_eq!(vg.extent_size, MIB);
+        assert!(vg.free_extents >= 8, "{vg:?}");
+        let raw = a.join("disk.raw");
+        let f = File::open(&raw).unwrap();
+        let mut label = [0u8; 8];
+        f.read_exact_at(&mut label, vg.pvs[0].offset + 512).unwrap();
+        assert_eq!(&label, b"LABELONE");
+        let swap = &vg.lvs[1];
+        let mut sig = [0u8; 10];
+        f.read_exact_at(&mut sig, swap.offset + 4086).unwrap();
+        assert_eq!(&sig, b"SWAPSPACE2");
+        let root = &vg.lvs[0];
+        let part = d.path().join("root.img");
+        extract(&raw, root.offset, root.size, &part);
+        Command::new("e2fsck").arg("-fn").arg(&part).run().unwrap();
+        let debugfs = |cmd: &str| {
+            Command::new("debugfs")
+                .args(["-R", cmd])
+                .arg(&part)
+                .run_text()
+                .unwrap()
+        };
+        let dep = format!("/ostree/deploy/testos/deploy/{}.0", ra.commit);
+        let fstab = debugfs(&format!("cat {dep}/etc/fstab"));
+        assert!(
+            fstab.contains("/dev/mapper/vg--test-root / ext4 defaults 0 1\n"),
+            "{fstab}"
+        );
+        assert!(
+            fstab.contains("/dev/mapper/vg--test-swap none swap defaults 0 0\n"),
+            "{fstab}"
+        );
+        let meta = std::fs::read_to_string(a.join("metadata.json")).unwrap();
+        assert!(
+            meta.contains("\"root=/dev/mapper/vg--test-root\",\n    \"rd.lvm.lv=vg-test/root\",\n    \"rd.lvm.lv=vg-test/swap\""),
+            "{meta}"
+        );
     }
 
     #[test]

@@ -5,8 +5,9 @@
 //! work so bad input fails fast; [`Layout::allocate`] then sizes and places the partitions once the
 //! content's needs are known and gives the [`DiskPlan`] every later step reads.
 //!
-//! The plan keeps partitions (the GPT) apart from what they hold ([`Content`]) so that later content
-//! kinds (LVM physical volumes holding logical volumes) plug in as new variants.
+//! The plan keeps partitions (the GPT) apart from what they hold ([`Content`]): a filesystem, GRUB's
+//! core.img, or an LVM physical volume of a [`VolumeGroup`] whose linear logical volumes are byte
+//! ranges of the image, so [`DiskPlan::filesystems`] lists LV filesystems like partition ones.
 
 use std::collections::BTreeMap;
 
@@ -14,7 +15,12 @@ use serde::Serialize;
 use sha2::{Digest, Sha256};
 use uuid::Uuid;
 
+use super::lvm::{self, PE_START};
 use super::request::{DiskRequest, PartitionRequest};
+
+mod volumes;
+pub use volumes::{LayoutLv, LayoutVg, LogicalVolume, PhysicalVolume, VolumeGroup, mapper_path};
+use volumes::{LvBase, pv_extents};
 
 pub const MIB: u64 = 1 << 20;
 pub const SECTOR: u64 = 512;
@@ -39,6 +45,7 @@ pub mod types {
     pub const HOME: &str = "933AC7E1-2EB4-4F13-B844-0E14E2AEF915";
     pub const SWAP: &str = "0657FD6D-A4AB-43C4-84E5-0933C84B4F4F";
     pub const LINUX_DATA: &str = "0FC63DAF-8483-4772-8E79-3D69D8477DE4";
+    pub const LVM: &str = "E6D6D379-F507-44C2-A23C-238F2A3DF928";
 }
 
 /// A bad layout request: the kickstart file and line, and what is wrong.
@@ -105,6 +112,8 @@ pub enum Role {
     Root,
     Swap,
     Data,
+    /// An LVM physical volume (`part pv.NN`).
+    LvmPv,
 }
 
 /// A filesystem to create: where it is mounted and how it is identified.
@@ -147,14 +156,18 @@ pub struct LayoutPart {
     pub min_mib: u64,
     pub grow: bool,
     pub max_mib: Option<u64>,
+    /// For [`Role::LvmPv`]: the kickstart name (`pv.01`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub pv: Option<String>,
 }
 
-/// A validated layout: the partitions in disk order.
+/// A validated layout: the partitions in disk order and the volume groups on them.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Layout {
     pub source_name: String,
     pub disk_guid: Uuid,
     pub parts: Vec<LayoutPart>,
+    pub vgs: Vec<LayoutVg>,
 }
 
 /// Where fresh ids come from: random, or derived from a seed for reproducible builds.
@@ -186,6 +199,12 @@ impl IdSource {
         }
     }
 
+    /// An LVM id (32 characters) for `purpose`.
+    pub fn lvm_id(&self, purpose: &str) -> String {
+        let seed: [u8; 32] = Sha256::digest(self.uuid(purpose).as_bytes()).into();
+        lvm::lvm_id(&seed)
+    }
+
     /// A FAT volume id (`XXXX-XXXX`) for `purpose`.
     pub fn fat_id(&self, purpose: &str) -> String {
         let b = self.uuid(purpose);
@@ -202,7 +221,7 @@ fn parse_fstype(s: &str) -> Option<Result<FsKind, &'static str>> {
         "btrfs" => FsKind::Btrfs,
         "swap" => FsKind::Swap,
         "xfs" => FsKind::Xfs,
-        "lvmpv" => return Some(Err("LVM")),
+        "lvmpv" => return Some(Err("lvmpv")),
         "biosboot" | "prepboot" => return Some(Err("platform")),
         _ => return None,
     }))
@@ -220,7 +239,7 @@ impl Layout {
             return Err(err(
                 u.line,
                 format!(
-                    "{} is not supported yet (LVM, RAID and btrfs volumes are a later issue)",
+                    "{} is not supported yet (RAID and btrfs volumes are a later issue)",
                     u.value
                 ),
             ));
@@ -247,7 +266,8 @@ impl Layout {
                 None => {
                     return Err(err(
                         auto.line,
-                        "autopart without --type means LVM, which is not supported yet; use autopart --type=plain".into(),
+                        "autopart without --type means Anaconda's automatic LVM layout, which is not supported; \
+                         use autopart --type=plain or write part/volgroup/logvol lines".into(),
                     ));
                 }
             }
@@ -280,6 +300,7 @@ impl Layout {
             let key = match part.role {
                 Role::Swap => format!("swap#{}", parts.len()),
                 Role::BiosBoot => "biosboot".into(),
+                Role::LvmPv => part.pv.clone().unwrap_or_default(),
                 _ => part
                     .fs
                     .as_ref()
@@ -299,7 +320,22 @@ impl Layout {
             }
             parts.push(part);
         }
-        if !parts.iter().any(|p| p.role == Role::Root) {
+        let vgs = Self::volume_groups(req, ids, &parts, &mut seen)?;
+        let lv_root = vgs
+            .iter()
+            .flat_map(|v| &v.lvs)
+            .find(|l| l.role == Role::Root);
+        if let Some(root) = lv_root
+            && !parts.iter().any(|p| p.role == Role::Boot)
+        {
+            return Err(err(
+                root.line,
+                "/ is on a logical volume, so /boot needs its own partition (add `part /boot`): \
+                 the GRUB this builder installs does not read LVM"
+                    .into(),
+            ));
+        }
+        if lv_root.is_none() && !parts.iter().any(|p| p.role == Role::Root) {
             return Err(err(
                 0,
                 "no partition for / (add `part / --grow` or `autopart --type=plain`)".into(),
@@ -334,15 +370,35 @@ impl Layout {
             source_name: req.source_name.clone(),
             disk_guid: ids.uuid("disk"),
             parts,
+            vgs,
         })
     }
 
     fn one_part(p: &PartitionRequest, ids: &IdSource) -> Result<LayoutPart, String> {
         let mp = p.mountpoint.as_str();
         if mp.starts_with("pv.") {
-            return Err(format!(
-                "LVM physical volume `{mp}`: LVM is not supported yet"
-            ));
+            if let Some(t) = p.fstype.as_deref()
+                && !t.eq_ignore_ascii_case("lvmpv")
+            {
+                return Err(format!(
+                    "`{mp}` is an LVM physical volume, not --fstype={t}"
+                ));
+            }
+            return Ok(LayoutPart {
+                line: p.line,
+                role: Role::LvmPv,
+                name: mp.chars().take(36).collect(),
+                type_guid: types::LVM.into(),
+                guid: ids.uuid(&format!("part:{mp}")),
+                fs: None,
+                min_mib: p
+                    .size_mib
+                    .unwrap_or(if p.grow { 1 } else { DEFAULT_PART_MIB })
+                    .max(1),
+                grow: p.grow,
+                max_mib: p.maxsize_mib,
+                pv: Some(mp.to_string()),
+            });
         }
         if mp.starts_with("raid.") {
             return Err(format!("RAID member `{mp}` is not supported yet"));
@@ -386,6 +442,7 @@ impl Layout {
                 min_mib: size(BIOSBOOT_MIB),
                 grow: false,
                 max_mib: None,
+                pv: None,
             });
         }
         let kind = match fstype {
@@ -395,7 +452,11 @@ impl Layout {
             None => FsKind::Ext4,
             Some(t) => match parse_fstype(t) {
                 Some(Ok(k)) => k,
-                Some(Err("LVM")) => return Err(format!("--fstype={t}: LVM is not supported yet")),
+                Some(Err("lvmpv")) => {
+                    return Err(format!(
+                        "--fstype={t} on {mp}: LVM physical volumes are `part pv.NN` lines"
+                    ));
+                }
                 Some(Err(_)) => return Err(format!("--fstype={t} is not a valid fstype for {mp}")),
                 None => {
                     return Err(format!(
@@ -428,6 +489,7 @@ impl Layout {
                 min_mib: size(DEFAULT_PART_MIB),
                 grow: p.grow,
                 max_mib: p.maxsize_mib,
+                pv: None,
             });
         }
         if !mp.starts_with('/') {
@@ -515,12 +577,18 @@ impl Layout {
             min_mib,
             grow: p.grow,
             max_mib: p.maxsize_mib,
+            pv: None,
         })
     }
 
     /// The filesystems to create, in mount order (parents before children).
     pub fn filesystems(&self) -> Vec<&Filesystem> {
-        let mut v: Vec<&Filesystem> = self.parts.iter().filter_map(|p| p.fs.as_ref()).collect();
+        let mut v: Vec<&Filesystem> = self
+            .parts
+            .iter()
+            .filter_map(|p| p.fs.as_ref())
+            .chain(self.vgs.iter().flat_map(|g| g.lvs.iter().map(|l| &l.fs)))
+            .collect();
         v.sort_by_key(|f| {
             (
                 f.kind == FsKind::Swap,
@@ -534,10 +602,35 @@ impl Layout {
 
     /// The filesystem mounted at `mountpoint`.
     pub fn filesystem(&self, mountpoint: &str) -> Option<&Filesystem> {
-        self.parts
-            .iter()
-            .filter_map(|p| p.fs.as_ref())
+        self.filesystems()
+            .into_iter()
             .find(|f| f.mountpoint == mountpoint)
+    }
+
+    /// The logical volume holding `fs` (by UUID), with its volume group's name.
+    pub fn logical_volume(&self, fs: &Filesystem) -> Option<(&LayoutVg, &LayoutLv)> {
+        self.vgs.iter().find_map(|g| {
+            g.lvs
+                .iter()
+                .find(|l| l.fs.uuid == fs.uuid && l.fs.mountpoint == fs.mountpoint)
+                .map(|l| (g, l))
+        })
+    }
+
+    /// The largest the root filesystem may become when its size is fixed by the kickstart.
+    pub fn fixed_root_bytes(&self) -> Option<u64> {
+        if let Some(p) = self.parts.iter().find(|p| p.role == Role::Root) {
+            return (!p.grow).then_some(p.min_mib * MIB);
+        }
+        let lv = self
+            .vgs
+            .iter()
+            .flat_map(|g| &g.lvs)
+            .find(|l| l.role == Role::Root)?;
+        if lv.grow || lv.percent.is_some() {
+            return None;
+        }
+        lv.size_mib.map(|m| m * MIB)
     }
 
     /// Sizes and places the partitions. `needs` maps a mount point to the bytes its filesystem
@@ -552,13 +645,40 @@ impl Layout {
             line,
             message,
         };
+        // What each volume group needs, put on its last growable PV.
+        let mut pv_need: BTreeMap<&str, u64> = BTreeMap::new();
+        let mut lv_base: Vec<Vec<LvBase>> = Vec::new();
+        for vg in &self.vgs {
+            let (bases, min_extents) = vg.minimum(needs).map_err(|(l, m)| err(l, m))?;
+            lv_base.push(bases);
+            let members: Vec<&LayoutPart> = vg
+                .pvs
+                .iter()
+                .filter_map(|n| self.parts.iter().find(|p| p.pv.as_deref() == Some(n)))
+                .collect();
+            let held: u64 = members
+                .iter()
+                .map(|p| pv_extents(p.min_mib * MIB, vg.extent_size))
+                .sum();
+            if let Some(grow) = members.iter().rev().find(|p| p.grow)
+                && min_extents > held
+            {
+                let own = pv_extents(grow.min_mib * MIB, vg.extent_size);
+                let bytes = (own + min_extents - held) * vg.extent_size + PE_START;
+                pv_need.insert(grow.pv.as_deref().unwrap_or_default(), bytes.div_ceil(MIB));
+            }
+        }
         let mut sizes = Vec::with_capacity(self.parts.len());
         for p in &self.parts {
-            let need_mib =
-                p.fs.as_ref()
-                    .and_then(|f| needs.get(&f.mountpoint))
-                    .map(|b| b.div_ceil(MIB))
-                    .unwrap_or(0);
+            let need_mib = match &p.pv {
+                Some(n) => pv_need.get(n.as_str()).copied().unwrap_or(0),
+                None => {
+                    p.fs.as_ref()
+                        .and_then(|f| needs.get(&f.mountpoint))
+                        .map(|b| b.div_ceil(MIB))
+                        .unwrap_or(0)
+                }
+            };
             let what =
                 p.fs.as_ref()
                     .map(|f| f.mountpoint.clone())
@@ -627,18 +747,32 @@ impl Layout {
                 sectors,
                 attributes: if p.role == Role::BiosBoot { 1 << 2 } else { 0 },
                 line: p.line,
-                content: match &p.fs {
-                    None => Content::BiosBoot,
-                    Some(f) => Content::Filesystem(f.clone()),
+                content: match (&p.fs, &p.pv) {
+                    (Some(f), _) => Content::Filesystem(f.clone()),
+                    (None, Some(pv)) => Content::LvmPv {
+                        vg: self
+                            .vgs
+                            .iter()
+                            .find(|g| g.pvs.contains(pv))
+                            .map(|g| g.name.clone())
+                            .unwrap_or_default(),
+                        pv: pv.clone(),
+                    },
+                    (None, None) => Content::BiosBoot,
                 },
             });
             lba += sectors;
+        }
+        let mut volume_groups = Vec::new();
+        for (vg, bases) in self.vgs.iter().zip(&lv_base) {
+            volume_groups.push(vg.place(&partitions, bases).map_err(|(l, m)| err(l, m))?);
         }
         Ok(DiskPlan {
             size_bytes: total_mib * MIB,
             sector_size: SECTOR,
             disk_guid: self.disk_guid,
             partitions,
+            volume_groups,
         })
     }
 }
@@ -650,6 +784,8 @@ pub struct DiskPlan {
     pub sector_size: u64,
     pub disk_guid: Uuid,
     pub partitions: Vec<Partition>,
+    /// LVM volume groups on `part pv.NN` partitions.
+    pub volume_groups: Vec<VolumeGroup>,
 }
 
 /// One GPT partition, placed.
@@ -686,6 +822,8 @@ pub enum Content {
     BiosBoot,
     /// A filesystem (or swap) directly in the partition.
     Filesystem(Filesystem),
+    /// An LVM physical volume of volume group `vg`.
+    LvmPv { vg: String, pv: String },
 }
 
 impl DiskPlan {
@@ -695,8 +833,13 @@ impl DiskPlan {
             .iter()
             .filter_map(|p| match &p.content {
                 Content::Filesystem(f) => Some((f, p.offset(), p.size())),
-                Content::BiosBoot => None,
+                Content::BiosBoot | Content::LvmPv { .. } => None,
             })
+            .chain(
+                self.volume_groups
+                    .iter()
+                    .flat_map(|g| g.lvs.iter().map(|l| (&l.filesystem, l.offset, l.size))),
+            )
             .collect()
     }
 
@@ -726,7 +869,7 @@ mod tests {
     use super::*;
     use crate::disk::request::*;
 
-    fn part(
+    pub(super) fn part(
         line: usize,
         mp: &str,
         size: Option<u64>,
@@ -743,7 +886,7 @@ mod tests {
         }
     }
 
-    fn req(parts: Vec<PartitionRequest>) -> DiskRequest {
+    pub(super) fn req(parts: Vec<PartitionRequest>) -> DiskRequest {
         DiskRequest {
             source_name: "test.ks".into(),
             partitions: parts,
@@ -751,7 +894,7 @@ mod tests {
         }
     }
 
-    fn ids() -> IdSource {
+    pub(super) fn ids() -> IdSource {
         IdSource::derived(b"seed")
     }
 
@@ -873,9 +1016,12 @@ mod tests {
                 "xfs on /boot needs at least 300 MiB (mkfs.xfs refuses smaller filesystems); the partition is 200 MiB",
             ),
             (
-                req(vec![part(6, "pv.01", None, true, None)]),
+                req(vec![
+                    part(1, "/", None, true, None),
+                    part(6, "pv.01", None, true, None),
+                ]),
                 6,
-                "LVM is not supported yet",
+                "`pv.01` is not in any volume group",
             ),
             (
                 req(vec![part(1, "/boot", None, false, None)]),
@@ -912,12 +1058,12 @@ mod tests {
         let mut r = req(vec![part(1, "/", None, true, None)]);
         r.unsupported.push(Located {
             line: 12,
-            value: "volgroup atomicos pv.01".into(),
+            value: "`raid`".into(),
         });
         let e = Layout::from_request(&r, &ids()).unwrap_err();
         assert_eq!(
             e.to_string(),
-            "test.ks:12: volgroup atomicos pv.01 is not supported yet (LVM, RAID and btrfs volumes are a later issue)"
+            "test.ks:12: `raid` is not supported yet (RAID and btrfs volumes are a later issue)"
         );
     }
 

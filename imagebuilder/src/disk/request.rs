@@ -12,6 +12,10 @@ pub struct DiskRequest {
     pub source_name: String,
     /// `part` / `partition` lines, in kickstart order.
     pub partitions: Vec<PartitionRequest>,
+    /// `volgroup` lines, in kickstart order.
+    pub volgroups: Vec<VolGroupRequest>,
+    /// `logvol` lines, in kickstart order.
+    pub logvols: Vec<LogVolRequest>,
     /// `reqpart` (with `--add-boot`).
     pub reqpart: Option<ReqpartRequest>,
     /// `autopart` (only `--type=plain` is supported).
@@ -20,8 +24,8 @@ pub struct DiskRequest {
     pub bootloader: BootloaderRequest,
     /// `clearpart`, `zerombr`, `ignoredisk`: accepted, meaningless for a fresh image file.
     pub accepted_noops: Vec<Located<String>>,
-    /// Lines that ask for something this builder does not support yet (LVM `volgroup`/`logvol`,
-    /// `raid`, `btrfs` volumes…): each becomes a "not supported yet" error naming the line.
+    /// Lines that ask for something this builder does not support yet (`raid`, `btrfs`
+    /// volumes…): each becomes a "not supported yet" error naming the line.
     pub unsupported: Vec<Located<String>>,
 }
 
@@ -50,6 +54,53 @@ pub struct PartitionRequest {
     pub label: Option<String>,
     /// `--fsoptions` (used in fstab).
     pub fsoptions: Option<String>,
+}
+
+/// One `volgroup` line.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct VolGroupRequest {
+    pub line: usize,
+    pub name: String,
+    /// Member partitions (`pv.01`, …).
+    pub pvs: Vec<String>,
+    /// `--pesize` in KiB.
+    pub pesize_kib: Option<u64>,
+    /// `--reserved-space` in MiB.
+    pub reserved_mib: Option<u64>,
+    /// `--reserved-percent`.
+    pub reserved_percent: Option<u64>,
+    /// `--useexisting`/`--noformat`: meaningless for a fresh image (refused).
+    pub preexist: bool,
+}
+
+/// One `logvol` line.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct LogVolRequest {
+    pub line: usize,
+    /// Mount point or `swap`.
+    pub mountpoint: String,
+    /// `--name`.
+    pub name: String,
+    /// `--vgname`.
+    pub vgname: String,
+    /// `--size` in MiB.
+    pub size_mib: Option<u64>,
+    /// `--percent` of the volume group.
+    pub percent: Option<u64>,
+    pub grow: bool,
+    /// `--maxsize` in MiB.
+    pub maxsize_mib: Option<u64>,
+    pub fstype: Option<String>,
+    pub label: Option<String>,
+    pub fsoptions: Option<String>,
+    /// `--thinpool`.
+    pub thin_pool: bool,
+    /// `--thin` (with `--poolname`).
+    pub thin: bool,
+    pub pool_name: Option<String>,
+    /// `--useexisting`/`--noformat`.
+    pub preexist: bool,
+    pub encrypted: bool,
 }
 
 /// `reqpart`.
