@@ -9,10 +9,10 @@
 //!   qcow2 identical in content to the raw image; the VirtualBox box starts with `box.ovf`, its
 //!   VMDK passes `qemu-img check`/`compare` and is streamOptimized, the OVF is well-formed and names
 //!   the Vagrantfile's MAC;
-//! * the vagrant user's `authorized_keys` holds the insecure key, 0600, owned by vagrant
-//!   (`debugfs` on the root filesystem while the layout is plain ext4), and the libvirt box's
-//!   `box.img` boots under QEMU to a login prompt where vagrant logs in, has passwordless sudo and
-//!   finds the key with that mode and owner (any layout).
+//! * the vagrant user's `authorized_keys` holds the insecure key, 0600, owned by vagrant (the root
+//!   LV's XFS mounted read-only from the raw image), and the libvirt box's `box.img` boots under
+//!   QEMU to a login prompt where vagrant logs in, has passwordless sudo and finds the key with
+//!   that mode and owner.
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
@@ -23,38 +23,13 @@ use imagebuilder::boot_test::{self, BootSpec, Login};
 const NAME: &str = "fedora-atomic-29-1.x86_64";
 const INSECURE_KEY: &str = "ssh-rsa AAAAB3NzaC1yc2EAAAABIwAAAQEA6NF8iallvQVp22WDkTkyrtvp9eWW6A8YVr+kz4TjGYe7gHzIw+niNltGEFHzD8+v1I2YJ6oXevct1YeS0o9HZyN1Q9qgCgzUFtdOKLv6IedplqoPkcmF0aYet2PkEDo3MlTBckFXPITAMzF8dJSIFo9D8HfdOV0IAdx4O7PtixWKn5y2hMNG0zQPyUecp4pzC6kivAIhyfHilFR61RGL+GPXQ2MWZWFYbAGjyiYJnAmCP3NOTd0jMZEnDkbUvxhMmBYSdETk1rRgm+R4LOzFUGaHqHDLKLX+FIPKcF96hrucXzcWyLbIbEgE98OHlnVYCzRdK8jlqm8tehUc9c9WhQ== vagrant insecure public key";
 
-/// The kickstart under test: the rendered vagrant kickstart with its LVM layout (`part pv.01`,
-/// `volgroup`, `logvol / --fstype=xfs`) replaced by a plain ext4 root, until the LVM/XFS builder
-/// is in main. To build the kickstart exactly as rendered, set this to `false`.
-const PLAIN_LAYOUT: bool = true;
-
-fn kickstart(dir: &Path) -> PathBuf {
-    let rendered = std::fs::read_to_string(concat!(
+/// The kickstart under test: the rendered vagrant kickstart as it stands (Atomic LVM layout, XFS
+/// root LV).
+fn kickstart() -> PathBuf {
+    PathBuf::from(concat!(
         env!("CARGO_MANIFEST_DIR"),
         "/../kickstarts/fedora-atomic-29-vagrant.ks"
     ))
-    .unwrap();
-    let text = if PLAIN_LAYOUT {
-        let mut out = String::new();
-        for l in rendered.lines() {
-            if l.starts_with("part pv.") {
-                out.push_str("part / --fstype=ext4 --grow\n");
-            } else if !(l.starts_with("volgroup ") || l.starts_with("logvol ")) {
-                out.push_str(l);
-                out.push('\n');
-            }
-        }
-        assert_ne!(
-            out, rendered,
-            "the vagrant kickstart has no LVM layout any more"
-        );
-        out
-    } else {
-        rendered
-    };
-    let p = dir.join("fedora-atomic-29-vagrant.ks");
-    std::fs::write(&p, text).unwrap();
-    p
 }
 
 fn imagebuilder(args: &[&str], repo: &Path, ks: &Path, out: &Path) -> Output {
@@ -94,7 +69,7 @@ fn one_build_gives_raw_qcow2_and_both_vagrant_boxes() {
     let tree = imagebuilder::tree::demo::ensure_demo_tree(None).unwrap();
     let d = tempfile::tempdir().unwrap();
     let out = d.path().join("out");
-    let ks = kickstart(d.path());
+    let ks = kickstart();
     let o = imagebuilder(
         &[
             "-i",
@@ -293,10 +268,8 @@ fn one_build_gives_raw_qcow2_and_both_vagrant_boxes() {
         "{vf}"
     );
 
-    // Inside the image: the vagrant user's key, mode and owner (debugfs on the root filesystem).
-    if PLAIN_LAYOUT {
-        check_key_with_debugfs(&raw, &meta, &tree.commit);
-    }
+    // Inside the image: the vagrant user's key, mode and owner (the root LV's XFS, mounted read-only).
+    check_key_in_root_lv(&raw, &meta, &tree.commit);
 
     // The libvirt box's disk boots; vagrant logs in with its password and has passwordless sudo.
     let mut spec = BootSpec::new(lv.join("box.img"));
@@ -346,60 +319,93 @@ fn one_build_gives_raw_qcow2_and_both_vagrant_boxes() {
     );
 }
 
-/// `debugfs` on the root partition's byte range (`FILE?offset=N`): the insecure key in
-/// `~vagrant/.ssh/authorized_keys` (0600, owned by vagrant's uid and gid from the image's
-/// /etc/passwd), `.ssh` 0700, sudoers drop-in, sshd enabled.
-fn check_key_with_debugfs(raw: &Path, meta: &serde_json::Value, commit: &str) {
-    let root = meta["disk"]["partitions"]
+/// A read-only loop mount of a byte range of an image (the root LV's XFS), unmounted on drop
+/// (`mount -o loop` detaches the loop device with it).
+struct RoMount(PathBuf);
+
+impl RoMount {
+    fn new(image: &Path, offset: u64, size: u64, at: &Path) -> RoMount {
+        std::fs::create_dir_all(at).unwrap();
+        run(Command::new("mount")
+            .args(["-t", "xfs", "-o"])
+            .arg(format!(
+                "loop,ro,norecovery,offset={offset},sizelimit={size}"
+            ))
+            .arg(image)
+            .arg(at));
+        RoMount(at.to_path_buf())
+    }
+}
+
+impl Drop for RoMount {
+    fn drop(&mut self) {
+        let _ = Command::new("umount").arg(&self.0).status();
+    }
+}
+
+/// The root LV's XFS (found through `metadata.json`'s `disk.volume_groups`), mounted read-only
+/// by the kernel: the insecure key in `~vagrant/.ssh/authorized_keys` (0600, owned by vagrant's
+/// uid and gid from the image's /etc/passwd), `.ssh` 0700, the sudoers drop-in, sshd enabled.
+fn check_key_in_root_lv(raw: &Path, meta: &serde_json::Value, commit: &str) {
+    use std::os::unix::fs::MetadataExt;
+    let vg = &meta["disk"]["volume_groups"][0];
+    assert_eq!(vg["name"], "atomicos");
+    let root = vg["lvs"]
         .as_array()
         .unwrap()
         .iter()
-        .find(|p| p["content"]["mountpoint"] == "/")
-        .expect("a root partition");
-    assert_eq!(root["content"]["kind"], "ext4");
-    let offset = root["start_lba"].as_u64().unwrap() * 512;
-    let dev = format!("{}?offset={offset}", raw.display());
-    let debugfs = |cmd: &str| run(Command::new("debugfs").args(["-R", cmd, &dev]));
-    let dep = format!("/ostree/deploy/fedora-atomic/deploy/{commit}.0");
-    let passwd = debugfs(&format!("cat {dep}/etc/passwd"));
+        .find(|lv| lv["filesystem"]["mountpoint"] == "/")
+        .expect("a root LV");
+    assert_eq!(root["filesystem"]["kind"], "xfs");
+    let mnt = raw.with_extension("root-mnt");
+    let m = RoMount::new(
+        raw,
+        root["offset"].as_u64().unwrap(),
+        root["size"].as_u64().unwrap(),
+        &mnt,
+    );
+    let dep =
+        m.0.join(format!("ostree/deploy/fedora-atomic/deploy/{commit}.0"));
+    let passwd = std::fs::read_to_string(dep.join("etc/passwd")).unwrap();
     let entry: Vec<&str> = passwd
         .lines()
         .find(|l| l.starts_with("vagrant:"))
         .unwrap_or_else(|| panic!("no vagrant user: {passwd}"))
         .split(':')
         .collect();
-    let (uid, gid, home) = (entry[2], entry[3], entry[5]);
-    assert_eq!(home, "/home/vagrant");
+    let (uid, gid): (u32, u32) = (entry[2].parse().unwrap(), entry[3].parse().unwrap());
+    assert_eq!(entry[5], "/home/vagrant");
     // /home is /var/home on an OSTree system: the stateroot's var.
-    let ssh = "/ostree/deploy/fedora-atomic/var/home/vagrant/.ssh";
-    let keys = debugfs(&format!("cat {ssh}/authorized_keys"));
-    assert_eq!(keys.trim(), INSECURE_KEY);
-    let st = debugfs(&format!("stat {ssh}/authorized_keys"));
-    assert!(st.contains("Type: regular    Mode:  0600"), "{st}");
-    assert!(
-        st.contains(&format!("User: {uid:>5}   Group: {gid:>5}")),
-        "{st}"
-    );
-    let st = debugfs(&format!("stat {ssh}"));
-    assert!(st.contains("Type: directory    Mode:  0700"), "{st}");
-    assert!(
-        st.contains(&format!("User: {uid:>5}   Group: {gid:>5}")),
-        "{st}"
-    );
-    let sudoers = debugfs(&format!("cat {dep}/etc/sudoers.d/vagrant-nopasswd"));
+    let ssh =
+        m.0.join("ostree/deploy/fedora-atomic/var/home/vagrant/.ssh");
+    let keys = ssh.join("authorized_keys");
+    assert_eq!(std::fs::read_to_string(&keys).unwrap().trim(), INSECURE_KEY);
+    for (path, mode) in [(&keys, 0o100600), (&ssh, 0o040700)] {
+        let md = std::fs::symlink_metadata(path).unwrap();
+        assert_eq!(
+            (md.mode(), md.uid(), md.gid()),
+            (mode, uid, gid),
+            "{}",
+            path.display()
+        );
+    }
+    let sudoers = std::fs::read_to_string(dep.join("etc/sudoers.d/vagrant-nopasswd")).unwrap();
     assert_eq!(sudoers.trim(), "vagrant ALL=NOPASSWD: ALL");
-    let wants = debugfs(&format!(
-        "ls {dep}/etc/systemd/system/multi-user.target.wants"
-    ));
     // `services --enabled=sshd` (the demo tree itself enables only `ssh.service`).
-    assert!(wants.contains("sshd.service"), "sshd not enabled: {wants}");
+    assert!(
+        dep.join("etc/systemd/system/multi-user.target.wants/sshd.service")
+            .symlink_metadata()
+            .is_ok(),
+        "sshd not enabled"
+    );
+    drop(m);
 }
 
 #[test]
 fn bad_requests_fail_and_leave_outputs_alone() {
     let tree = imagebuilder::tree::demo::ensure_demo_tree(None).unwrap();
     let d = tempfile::tempdir().unwrap();
-    let ks = kickstart(d.path());
+    let ks = kickstart();
     let out = d.path().join("out");
 
     // Unknown -i names the valid types.
