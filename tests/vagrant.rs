@@ -286,8 +286,7 @@ fn one_build_gives_raw_qcow2_and_both_vagrant_boxes() {
     });
     let report = boot_test::run(&spec).unwrap();
     report.ensure_success().unwrap();
-    // A command's output and exit status. The shell's `$ ` prompt can land in front of the output
-    // when the next command line is typed before the prompt is printed: strip it.
+    // A command's output, after checking its exit status.
     let out = |cmd: &str| -> String {
         let run = report
             .commands
@@ -295,8 +294,7 @@ fn one_build_gives_raw_qcow2_and_both_vagrant_boxes() {
             .find(|c| c.command == cmd)
             .unwrap_or_else(|| panic!("`{cmd}` did not run"));
         assert_eq!(run.exit_status, Some(0), "`{cmd}`: {}", run.output);
-        let o = run.output.trim();
-        o.strip_prefix("$ ").unwrap_or(o).trim().to_string()
+        run.output.trim().to_string()
     };
     assert_eq!(out("sudo -n id -u 2>/dev/null"), "0");
     assert_eq!(

@@ -8,8 +8,9 @@
 //! path, seconds to each marker, the kernel command line, each command's output. QEMU is killed on
 //! timeout, on error and when the runner is dropped.
 //!
-//! Commands are followed by an echo of a *computed* end marker (`echo "IB-END-$((1000+N)):$?"`), so
-//! the marker cannot be matched in the echo of the typed command line (see native-disk.md §4).
+//! Commands are framed by echoes of *computed* markers (`echo "IB-BEGIN-$((N+0))"; CMD; echo
+//! "IB-END-$((N+0)):$?"`), so neither can be matched in the echo of the typed command line (see
+//! native-disk.md §4), and a prompt printed around the line never ends up in the output.
 
 use std::fs;
 use std::io::{ErrorKind, Read, Write};
@@ -581,29 +582,23 @@ fn log_in(login: &Login, qemu: &mut Qemu, con: &mut Console) -> Result<()> {
 fn run_command(command: &str, n: usize, qemu: &mut Qemu, con: &mut Console) -> Result<CommandRun> {
     let t0 = con.secs();
     let from = con.buf.len();
-    con.send(&format!("{command}; echo \"IB-END-$(({n}+0)):$?\"\n"))?;
-    let marker = format!("IB-END-{n}:");
+    // Computed markers around the command: their typed echo shows the unexpanded `$((…))`, so
+    // only the shell's own output matches, whatever the prompt and echo do around the line.
+    con.send(&format!(
+        "echo \"IB-BEGIN-$(({n}+0))\"; {command}; echo \"IB-END-$(({n}+0)):$?\"\n"
+    ))?;
     let what = format!("the end of `{command}`");
-    let at = wait_text(con, qemu, &marker, from, &what)?;
+    let begin = format!("IB-BEGIN-{n}");
+    let b = wait_text(con, qemu, &begin, from, &what)?;
+    let start = wait_text(con, qemu, "\n", b, &what)? + 1;
+    let marker = format!("IB-END-{n}:");
+    let at = wait_text(con, qemu, &marker, start, &what)?;
     // The exit status follows the marker up to the end of its line.
     let eol = wait_text(con, qemu, "\n", at, &what)?;
     let status = String::from_utf8_lossy(&con.buf[at + marker.len()..eol])
         .trim()
         .parse()
         .ok();
-    // Output = after the echo of the typed line (found by its unexpanded end marker), up to the
-    // marker; without an echo (a terminal that does not echo), from the first new line.
-    let typed_end = format!("IB-END-$(({n}+0)):$?\"");
-    // The last echo: a line typed while the shell is busy is echoed by the tty and again by the
-    // shell's line editor.
-    let start = con.buf[from..at]
-        .windows(typed_end.len())
-        .rposition(|w| w == typed_end.as_bytes())
-        .map_or(from, |i| from + i + typed_end.len());
-    let start = con.buf[start..at]
-        .iter()
-        .position(|&b| b == b'\n')
-        .map_or(at, |i| start + i + 1);
     let output = strip_terminal_escapes(&String::from_utf8_lossy(&con.buf[start..at]));
     Ok(CommandRun {
         command: command.to_string(),
