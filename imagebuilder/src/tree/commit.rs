@@ -408,7 +408,7 @@ fn escape(s: &str) -> String {
 
 /// Whether an entry of the root filesystem is committed at its own place. `path` is absolute within
 /// the rootfs (`/etc`, `/var/lib`…), as libostree's commit filter sees it.
-/// The directories of [`EMPTIED`] are not walked at all (libostree refuses device nodes and sockets
+/// The directories of `EMPTIED` are not walked at all (libostree refuses device nodes and sockets
 /// before any filter sees them); they are recreated empty with their own metadata.
 pub fn keep_in_root(path: &str) -> bool {
     if DROPPED.contains(&path) || EMPTIED.contains(&path) {
