@@ -33,7 +33,7 @@ enum Cmd {
     Render(render::RenderArgs),
     Tdl(tdl::TdlArgs),
     Imagefactory(imagefactory::ImagefactoryArgs),
-    /// Build raw/qcow2 disk images from a kickstart and an OSTree commit
+    /// Build raw/qcow2 disk images and Vagrant boxes from a kickstart and an OSTree commit
     Image(image::ImageArgs),
     Demo(demo::DemoArgs),
     /// Kickstart validation, flattening and version tables
