@@ -567,9 +567,13 @@ fn log_in(login: &Login, qemu: &mut Qemu, con: &mut Console) -> Result<()> {
             con.send("echo IB-READY-$((6*7))\n")?;
             last_try = Instant::now();
         }
+        // Wake up on new output, or after 3 s of silence to type the marker again: a line typed
+        // while login was still printing the motd can be flushed, and an idle prompt prints nothing.
         let len = con.buf.len();
-        match con.wait_for(qemu, |b| (b.len() > len).then_some(0)) {
+        let until = (Instant::now() + Duration::from_secs(3)).min(con.deadline);
+        match con.wait_for_until(qemu, until, |b| (b.len() > len).then_some(0)) {
             Wait::Found(_) => {}
+            Wait::Timeout if Instant::now() < con.deadline => {}
             Wait::Timeout => bail!(
                 "timed out waiting for a shell after logging in as `{}`",
                 login.user
