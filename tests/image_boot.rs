@@ -8,6 +8,7 @@ use std::process::Command;
 use std::time::Duration;
 
 use imagebuilder::boot_test::{self, BootSpec, Login};
+use imagebuilder::disk::fs::extract_range;
 
 const MARKER: &str = "IMAGEBUILDER-DEMO-BOOTED";
 
@@ -122,16 +123,11 @@ fn xfs_root_without_separate_boot_boots() {
         .find(|p| p["role"] == "root")
         .unwrap();
     let part = d.path().join("root.img");
-    let dd = Command::new("dd")
-        .arg(format!("if={}", image.display()))
-        .arg(format!("of={}", part.display()))
-        .arg("bs=512")
-        .arg(format!("skip={}", root["start_lba"]))
-        .arg(format!("count={}", root["sectors"]))
-        .args(["conv=sparse", "status=none"])
-        .status()
-        .unwrap();
-    assert!(dd.success());
+    let (start, sectors) = (
+        root["start_lba"].as_u64().unwrap(),
+        root["sectors"].as_u64().unwrap(),
+    );
+    extract_range(&image, start * 512, sectors * 512, &part).unwrap();
     let repair = Command::new("xfs_repair")
         .args(["-n", "-f"])
         .arg(&part)
@@ -143,22 +139,7 @@ fn xfs_root_without_separate_boot_boots() {
         String::from_utf8_lossy(&repair.stderr)
     );
     let deploy = format!("/ostree/deploy/demo/deploy/{}.0/usr/bin/bash", tree.commit);
-    let nlink = Command::new("xfs_db")
-        .arg("-r")
-        .arg("-c")
-        .arg(format!("path {deploy}"))
-        .arg("-c")
-        .arg("print core.nlinkv2")
-        .arg(&part)
-        .output()
-        .unwrap();
-    let nlink = String::from_utf8_lossy(&nlink.stdout);
-    let n: u64 = nlink
-        .trim()
-        .strip_prefix("core.nlinkv2 = ")
-        .unwrap_or_else(|| panic!("xfs_db: {nlink}"))
-        .parse()
-        .unwrap();
+    let n = imagebuilder::disk::xfs::link_count(&part, &deploy).unwrap();
     assert!(n > 1, "{deploy} has {n} link(s) in the XFS image");
     std::fs::remove_file(&part).unwrap();
 

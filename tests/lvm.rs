@@ -11,36 +11,9 @@ use std::process::Command;
 use std::time::Duration;
 
 use imagebuilder::boot_test::{self, BootSpec};
+use imagebuilder::disk::xfs::{LoopDevice, link_count};
 
 const ROOT_MARKER: &str = "LVM-ROOT-SOURCE=/dev/mapper/atomicos-root";
-
-/// A read-only loop device over a byte range of a file, detached on drop.
-struct Loop(String);
-
-impl Loop {
-    fn new(file: &Path, offset: u64, size: u64) -> Loop {
-        let out = tool(
-            "losetup",
-            &[
-                "-r",
-                "-f",
-                "--show",
-                "--offset",
-                &offset.to_string(),
-                "--sizelimit",
-                &size.to_string(),
-                file.to_str().unwrap(),
-            ],
-        );
-        Loop(out.trim().to_string())
-    }
-}
-
-impl Drop for Loop {
-    fn drop(&mut self) {
-        let _ = Command::new("losetup").args(["-d", &self.0]).status();
-    }
-}
 
 fn tool(cmd: &str, args: &[&str]) -> String {
     let o = Command::new(cmd)
@@ -141,14 +114,16 @@ fn atomic_kickstart_builds_lvm_xfs_that_lvm_reads_and_boots() {
     // LVM itself reads the PV, VG and LV from the image.
     let pv = &vg["pvs"][0];
     {
-        let dev = Loop::new(
+        let dev = LoopDevice::attach_read_only(
             &image,
             pv["offset"].as_u64().unwrap(),
             pv["size"].as_u64().unwrap(),
-        );
-        let pvck = tool("pvck", &["-v", &dev.0]);
+        )
+        .unwrap();
+        let dev = dev.path().to_str().unwrap();
+        let pvck = tool("pvck", &["-v", dev]);
         assert!(pvck.contains("Found label on"), "{pvck}");
-        let filter = ["--readonly", "--devices", dev.0.as_str()];
+        let filter = ["--readonly", "--devices", dev];
         let vgs = tool(
             "vgs",
             &[
@@ -188,34 +163,28 @@ fn atomic_kickstart_builds_lvm_xfs_that_lvm_reads_and_boots() {
         let fields: Vec<&str> = lvs.split_whitespace().collect();
         assert_eq!(
             fields,
-            ["atomicos", "root", "3000.00", &format!("{}:0-749", dev.0)],
+            ["atomicos", "root", "3000.00", &format!("{dev}:0-749")],
             "{lvs}"
         );
     }
 
     // The root LV's XFS is clean where the LV's extents put it.
     {
-        let dev = Loop::new(
+        let dev = LoopDevice::attach_read_only(
             &image,
             root["offset"].as_u64().unwrap(),
             root["size"].as_u64().unwrap(),
-        );
-        let repair = tool("xfs_repair", &["-n", &dev.0]);
+        )
+        .unwrap();
+        let dev = dev.path().to_str().unwrap();
+        let repair = tool("xfs_repair", &["-n", dev]);
         assert!(!repair.contains("would "), "{repair}");
         // The deployment's files are still hard links into /ostree/repo inside the XFS.
         let commit = result["commit"].as_str().unwrap();
-        let path = format!("path /ostree/deploy/fedora-atomic/deploy/{commit}.0/usr/bin/findmnt");
-        let nlink = tool(
-            "xfs_db",
-            &["-r", "-c", &path, "-c", "print core.nlinkv2", &dev.0],
-        );
-        let n: u32 = nlink
-            .trim()
-            .strip_prefix("core.nlinkv2 = ")
-            .and_then(|n| n.parse().ok())
-            .unwrap_or_else(|| panic!("{nlink}"));
+        let path = format!("/ostree/deploy/fedora-atomic/deploy/{commit}.0/usr/bin/findmnt");
+        let n = link_count(Path::new(dev), &path).unwrap();
         assert!(n > 1, "findmnt in the deployment has {n} link(s)");
-        let uuid = tool("blkid", &["-p", "-o", "value", "-s", "UUID", &dev.0]);
+        let uuid = tool("blkid", &["-p", "-o", "value", "-s", "UUID", dev]);
         assert_eq!(uuid.trim(), root["filesystem"]["uuid"].as_str().unwrap());
     }
 

@@ -19,6 +19,7 @@ use std::process::{Command, Output};
 use std::time::Duration;
 
 use imagebuilder::boot_test::{self, BootSpec, Login};
+use imagebuilder::disk::xfs::{LoopDevice, Mount};
 
 const NAME: &str = "fedora-atomic-29-1.x86_64";
 const INSECURE_KEY: &str = "ssh-rsa AAAAB3NzaC1yc2EAAAABIwAAAQEA6NF8iallvQVp22WDkTkyrtvp9eWW6A8YVr+kz4TjGYe7gHzIw+niNltGEFHzD8+v1I2YJ6oXevct1YeS0o9HZyN1Q9qgCgzUFtdOKLv6IedplqoPkcmF0aYet2PkEDo3MlTBckFXPITAMzF8dJSIFo9D8HfdOV0IAdx4O7PtixWKn5y2hMNG0zQPyUecp4pzC6kivAIhyfHilFR61RGL+GPXQ2MWZWFYbAGjyiYJnAmCP3NOTd0jMZEnDkbUvxhMmBYSdETk1rRgm+R4LOzFUGaHqHDLKLX+FIPKcF96hrucXzcWyLbIbEgE98OHlnVYCzRdK8jlqm8tehUc9c9WhQ== vagrant insecure public key";
@@ -317,30 +318,6 @@ fn one_build_gives_raw_qcow2_and_both_vagrant_boxes() {
     );
 }
 
-/// A read-only loop mount of a byte range of an image (the root LV's XFS), unmounted on drop
-/// (`mount -o loop` detaches the loop device with it).
-struct RoMount(PathBuf);
-
-impl RoMount {
-    fn new(image: &Path, offset: u64, size: u64, at: &Path) -> RoMount {
-        std::fs::create_dir_all(at).unwrap();
-        run(Command::new("mount")
-            .args(["-t", "xfs", "-o"])
-            .arg(format!(
-                "loop,ro,norecovery,offset={offset},sizelimit={size}"
-            ))
-            .arg(image)
-            .arg(at));
-        RoMount(at.to_path_buf())
-    }
-}
-
-impl Drop for RoMount {
-    fn drop(&mut self) {
-        let _ = Command::new("umount").arg(&self.0).status();
-    }
-}
-
 /// The root LV's XFS (found through `metadata.json`'s `disk.volume_groups`), mounted read-only
 /// by the kernel: the insecure key in `~vagrant/.ssh/authorized_keys` (0600, owned by vagrant's
 /// uid and gid from the image's /etc/passwd), `.ssh` 0700, the sudoers drop-in, sshd enabled.
@@ -356,14 +333,17 @@ fn check_key_in_root_lv(raw: &Path, meta: &serde_json::Value, commit: &str) {
         .expect("a root LV");
     assert_eq!(root["filesystem"]["kind"], "xfs");
     let mnt = raw.with_extension("root-mnt");
-    let m = RoMount::new(
+    std::fs::create_dir_all(&mnt).unwrap();
+    let dev = LoopDevice::attach_read_only(
         raw,
         root["offset"].as_u64().unwrap(),
         root["size"].as_u64().unwrap(),
-        &mnt,
-    );
-    let dep =
-        m.0.join(format!("ostree/deploy/fedora-atomic/deploy/{commit}.0"));
+    )
+    .unwrap();
+    let m = Mount::new(dev.path(), &mnt, "ro,norecovery").unwrap();
+    let dep = m
+        .path()
+        .join(format!("ostree/deploy/fedora-atomic/deploy/{commit}.0"));
     let passwd = std::fs::read_to_string(dep.join("etc/passwd")).unwrap();
     let entry: Vec<&str> = passwd
         .lines()
@@ -374,8 +354,9 @@ fn check_key_in_root_lv(raw: &Path, meta: &serde_json::Value, commit: &str) {
     let (uid, gid): (u32, u32) = (entry[2].parse().unwrap(), entry[3].parse().unwrap());
     assert_eq!(entry[5], "/home/vagrant");
     // /home is /var/home on an OSTree system: the stateroot's var.
-    let ssh =
-        m.0.join("ostree/deploy/fedora-atomic/var/home/vagrant/.ssh");
+    let ssh = m
+        .path()
+        .join("ostree/deploy/fedora-atomic/var/home/vagrant/.ssh");
     let keys = ssh.join("authorized_keys");
     assert_eq!(std::fs::read_to_string(&keys).unwrap().trim(), INSECURE_KEY);
     for (path, mode) in [(&keys, 0o100600), (&ssh, 0o040700)] {
@@ -396,7 +377,8 @@ fn check_key_in_root_lv(raw: &Path, meta: &serde_json::Value, commit: &str) {
             .is_ok(),
         "sshd not enabled"
     );
-    drop(m);
+    m.unmount().unwrap();
+    dev.detach().unwrap();
 }
 
 #[test]

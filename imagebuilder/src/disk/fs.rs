@@ -271,6 +271,27 @@ pub fn copy_sparse(from: &File, to: &File, offset: u64) -> Result<()> {
     Ok(())
 }
 
+/// Copies `size` bytes at `offset` of `image` into a new file `to` (one filesystem out of a
+/// disk image, for fsck-style tools), leaving all-zero MiB blocks as holes.
+pub fn extract_range(image: &Path, offset: u64, size: u64, to: &Path) -> Result<()> {
+    let f = File::open(image).with_context(|| format!("opening {}", image.display()))?;
+    let out = File::create(to).with_context(|| format!("creating {}", to.display()))?;
+    out.set_len(size)?;
+    let mut buf = vec![0u8; MIB as usize];
+    let mut pos = 0;
+    while pos < size {
+        let n = (size - pos).min(MIB) as usize;
+        f.read_exact_at(&mut buf[..n], offset + pos)
+            .with_context(|| format!("reading {}", image.display()))?;
+        if buf[..n].iter().any(|b| *b != 0) {
+            out.write_all_at(&buf[..n], pos)
+                .with_context(|| format!("writing {}", to.display()))?;
+        }
+        pos += n as u64;
+    }
+    Ok(())
+}
+
 /// Writes a Linux swap signature (version 1) over `size` bytes at `offset`.
 pub fn make_swap(image: &File, offset: u64, size: u64, fs: &Filesystem) -> Result<()> {
     const PAGE: u64 = 4096;

@@ -875,22 +875,6 @@ mod tests {
         }
     }
 
-    fn extract(raw: &Path, offset: u64, size: u64, to: &Path) {
-        let f = File::open(raw).unwrap();
-        let out = File::create(to).unwrap();
-        out.set_len(size).unwrap();
-        let mut buf = vec![0u8; 1 << 20];
-        let mut pos = 0;
-        while pos < size {
-            let n = (size - pos).min(buf.len() as u64) as usize;
-            f.read_exact_at(&mut buf[..n], offset + pos).unwrap();
-            if buf[..n].iter().any(|b| *b != 0) {
-                out.write_all_at(&buf[..n], pos).unwrap();
-            }
-            pos += n as u64;
-        }
-    }
-
     #[test]
     fn builds_valid_reproducible_raw_and_qcow2() {
         let d = tempfile::tempdir().unwrap();
@@ -956,7 +940,7 @@ mod tests {
         let plan = &ra.plan;
         for (f, offset, size) in plan.filesystems() {
             let part = d.path().join("part");
-            extract(&raw, offset, size, &part);
+            super::super::fs::extract_range(&raw, offset, size, &part).unwrap();
             match f.kind {
                 FsKind::Ext4 => Command::new("e2fsck").arg("-fn").arg(&part).run().unwrap(),
                 FsKind::Vfat => {
@@ -1130,7 +1114,7 @@ mod tests {
         assert_eq!(&sig, b"SWAPSPACE2");
         let root = &vg.lvs[0];
         let part = d.path().join("root.img");
-        extract(&raw, root.offset, root.size, &part);
+        super::super::fs::extract_range(&raw, root.offset, root.size, &part).unwrap();
         Command::new("e2fsck").arg("-fn").arg(&part).run().unwrap();
         let debugfs = |cmd: &str| {
             Command::new("debugfs")

@@ -130,6 +130,23 @@ pub fn make_xfs(
     Ok(())
 }
 
+/// The link count of the inode at `path` inside the XFS filesystem in `fs_image` (a file holding
+/// just the filesystem, or a device), read with `xfs_db` without mounting.
+pub fn link_count(fs_image: &Path, path: &str) -> Result<u64> {
+    let out = Command::new("xfs_db")
+        .arg("-r")
+        .arg("-c")
+        .arg(format!("path {path}"))
+        .arg("-c")
+        .arg("print core.nlinkv2")
+        .arg(fs_image)
+        .run_text()?;
+    out.trim()
+        .strip_prefix("core.nlinkv2 = ")
+        .and_then(|n| n.parse().ok())
+        .with_context(|| format!("xfs_db printed `{}` for {path}", out.trim()))
+}
+
 /// A loop device over a byte range of a file, detached when dropped.
 #[derive(Debug)]
 pub struct LoopDevice {
@@ -140,7 +157,20 @@ pub struct LoopDevice {
 impl LoopDevice {
     /// `losetup --find --show --offset --sizelimit`: the range `offset..offset+size` of `file`.
     pub fn attach(file: &Path, offset: u64, size: u64) -> Result<LoopDevice> {
-        let out = Command::new("losetup")
+        Self::attach_with(file, offset, size, false)
+    }
+
+    /// Like [`LoopDevice::attach`], read-only (`losetup --read-only`): for inspecting an image.
+    pub fn attach_read_only(file: &Path, offset: u64, size: u64) -> Result<LoopDevice> {
+        Self::attach_with(file, offset, size, true)
+    }
+
+    fn attach_with(file: &Path, offset: u64, size: u64, read_only: bool) -> Result<LoopDevice> {
+        let mut cmd = Command::new("losetup");
+        if read_only {
+            cmd.arg("--read-only");
+        }
+        let out = cmd
             .arg("--find")
             .arg("--show")
             .arg("--offset")
@@ -190,15 +220,16 @@ impl Drop for LoopDevice {
     }
 }
 
-/// A mounted filesystem, unmounted when dropped.
+/// A mounted XFS filesystem, unmounted when dropped.
 #[derive(Debug)]
-struct Mount {
+pub struct Mount {
     target: PathBuf,
     mounted: bool,
 }
 
 impl Mount {
-    fn new(dev: &Path, target: &Path, options: &str) -> Result<Mount> {
+    /// `mount -t xfs -o OPTIONS DEV TARGET`.
+    pub fn new(dev: &Path, target: &Path, options: &str) -> Result<Mount> {
         Command::new("mount")
             .args(["-t", "xfs", "-o", options])
             .arg(dev)
@@ -211,7 +242,13 @@ impl Mount {
         })
     }
 
-    fn unmount(mut self) -> Result<()> {
+    /// Where it is mounted.
+    pub fn path(&self) -> &Path {
+        &self.target
+    }
+
+    /// Unmounts, reporting failure (drop only logs it).
+    pub fn unmount(mut self) -> Result<()> {
         self.mounted = false;
         Command::new("umount")
             .arg(&self.target)
@@ -243,24 +280,6 @@ mod tests {
             uuid: "2f3c4d5e-6a7b-4c8d-9e0f-112233445566".into(),
             options: "defaults".into(),
         }
-    }
-
-    /// Reads a path's inode link count inside an XFS image with `xfs_db` (no mount).
-    fn xfs_nlink(image: &Path, path: &str) -> u64 {
-        let out = Command::new("xfs_db")
-            .arg("-r")
-            .arg("-c")
-            .arg(format!("path {path}"))
-            .arg("-c")
-            .arg("print core.nlinkv2")
-            .arg(image)
-            .run_text()
-            .unwrap();
-        out.trim()
-            .strip_prefix("core.nlinkv2 = ")
-            .unwrap_or_else(|| panic!("xfs_db printed {out:?}"))
-            .parse()
-            .unwrap()
     }
 
     #[test]
@@ -308,17 +327,7 @@ mod tests {
 
         // Independent checks on the range copied out: xfs_repair, blkid, xfs_db.
         let part = tmp.path().join("part.img");
-        {
-            let out = std::fs::File::create(&part).unwrap();
-            out.set_len(size).unwrap();
-            let mut buf = vec![0u8; MIB as usize];
-            for at in (0..size).step_by(MIB as usize) {
-                f.read_exact_at(&mut buf, offset + at).unwrap();
-                if buf.iter().any(|b| *b != 0) {
-                    out.write_all_at(&buf, at).unwrap();
-                }
-            }
-        }
+        super::super::fs::extract_range(&image, offset, size, &part).unwrap();
         Command::new("xfs_repair")
             .arg("-n")
             .arg("-f")
@@ -333,8 +342,11 @@ mod tests {
         assert!(blkid.contains("TYPE=xfs"), "{blkid}");
         assert!(blkid.contains(&format!("UUID={}", fs.uuid)), "{blkid}");
         assert!(blkid.contains("LABEL=root"), "{blkid}");
-        assert_eq!(xfs_nlink(&part, "/ostree/deploy/usr/bin/hi"), 2);
-        assert_eq!(xfs_nlink(&part, "/ostree/repo/objects/ab/cdef.file"), 2);
+        assert_eq!(link_count(&part, "/ostree/deploy/usr/bin/hi").unwrap(), 2);
+        assert_eq!(
+            link_count(&part, "/ostree/repo/objects/ab/cdef.file").unwrap(),
+            2
+        );
 
         // Owners, symlinks and xattrs, read back through a read-only mount.
         let dev = LoopDevice::attach(&part, 0, size).unwrap();
