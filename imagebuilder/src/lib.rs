@@ -15,6 +15,7 @@ pub mod logging;
 pub mod post;
 pub mod progress;
 pub mod render;
+pub mod sandbox;
 pub mod sysconfig;
 pub mod tdl;
 pub mod tree;

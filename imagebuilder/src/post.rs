@@ -11,9 +11,13 @@
 //!   `/var` at boot), read-write; `/home`, `/root`, `/opt`, `/srv`, `/usr/local`… are the tree's own
 //!   symlinks into `/var`;
 //! * for an OSTree deployment, `/sysroot` is the physical root read-only with `ostree/repo` writable,
-//!   so `ostree remote add` works as in Anaconda;
+//!   so `ostree remote add` works as in Anaconda; its `objects` stay read-only, since the
+//!   deployment's files are hard links to them;
 //! * `/proc`, `/dev` (a minimal devtmpfs-like set), `/run` (tmpfs) and `/tmp` and `/var/tmp` on tmpfs
 //!   limited to the image's free space and **discarded** after the script;
+//! * a new user namespace, keeping only the capabilities a script needs for owners and modes
+//!   ([`crate::sandbox`]): no mount, remount or device node is possible, so every read-only bind
+//!   above is read-only in fact, not by convention;
 //! * a new PID, IPC and UTS namespace, and no network unless [`PostOptions::network`] is set;
 //! * the environment is cleared except `PATH`, `HOME=/root`, `LANG=C.UTF-8`, `TERM=dumb`.
 //!
@@ -51,6 +55,7 @@ use anyhow::{Context, Result, bail};
 use serde::Serialize;
 
 use crate::cmd::{CommandExt, require_program};
+use crate::sandbox::UserNamespace;
 use crate::sysconfig::Target;
 
 /// Where the target appears inside a `--nochroot` script's sandbox.
@@ -152,7 +157,13 @@ fn tail(path: &Path, lines: usize) -> String {
 }
 
 /// The bubblewrap command line for one script (without the interpreter and script arguments).
-fn sandbox(t: &Target, s: &PostScript, opts: &PostOptions, script_file: &Path) -> Command {
+fn sandbox(
+    t: &Target,
+    s: &PostScript,
+    opts: &PostOptions,
+    script_file: &Path,
+    userns: Option<&UserNamespace>,
+) -> Command {
     let limit = opts.space_limit.max(1).to_string();
     let mut c = Command::new("prlimit");
     // One MiB above the limit, so that a full scratch tmpfs reports ENOSPC (what scripts expect)
@@ -160,6 +171,7 @@ fn sandbox(t: &Target, s: &PostScript, opts: &PostOptions, script_file: &Path) -
     c.arg(format!("--fsize={}", opts.space_limit.max(1) + (1 << 20)))
         .arg("--")
         .arg("bwrap");
+    crate::sandbox::confine(&mut c, userns);
     c.args([
         "--die-with-parent",
         "--unshare-pid",
@@ -191,6 +203,14 @@ fn sandbox(t: &Target, s: &PostScript, opts: &PostOptions, script_file: &Path) -
         c.arg("--bind")
             .arg(sysroot.join("ostree/repo"))
             .arg(format!("{base}/sysroot/ostree/repo"));
+        // The deployment's files are hard links to these objects: the repository's config and refs
+        // stay writable (`ostree remote add`), its objects do not.
+        let objects = sysroot.join("ostree/repo/objects");
+        if objects.is_dir() {
+            c.arg("--ro-bind")
+                .arg(objects)
+                .arg(format!("{base}/sysroot/ostree/repo/objects"));
+        }
     }
     c.args(["--proc", "/proc", "--dev", "/dev"]);
     // /run is optional in a tree; the other mount points are checked by `check_mount_points`.
@@ -281,7 +301,8 @@ pub fn run_script(
     let watched = [t.root.join("etc"), t.var.clone()];
     let before = usage(&watched);
     check_mount_points(t, s)?;
-    let mut cmd = sandbox(t, s, opts, script.path());
+    let userns = UserNamespace::for_scripts()?;
+    let mut cmd = sandbox(t, s, opts, script.path(), userns.as_ref());
     cmd.stdin(Stdio::null())
         .stdout(log.try_clone().context("duplicating the log file")?)
         .stderr(log);
