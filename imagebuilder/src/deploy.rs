@@ -123,6 +123,12 @@ pub fn deploy(sysroot_dir: &Path, src: &DeploySource) -> Result<Deployed> {
 
     let pull = glib::VariantDict::new(None);
     pull.insert_value("refs", &glib::Variant::from(vec![src.reference.clone()]));
+    // libostree trusts a filesystem-accessible source and copies its objects unchecked; every object
+    // is checksummed instead, so the signature on the commit covers the content that is deployed.
+    pull.insert_value(
+        "flags",
+        &glib::Variant::from(ostree::RepoPullFlags::UNTRUSTED.bits() as i32),
+    );
     if src.pull_url != src.remote_url {
         pull.insert_value("override-url", &glib::Variant::from(src.pull_url.as_str()));
     }
@@ -133,6 +139,16 @@ pub fn deploy(sysroot_dir: &Path, src: &DeploySource) -> Result<Deployed> {
             bail!(
                 "refusing {} from {}: {msg} (the commit's signature could not be verified; pass --nogpg \
                  or `ostreesetup --nogpg` to deploy an unsigned commit)",
+                src.reference,
+                src.pull_url
+            );
+        }
+        if let Some(object) = corrupted_object(&msg) {
+            let place = object_path_in_source(src, &repo, object)
+                .map(|p| format!(" (it is {p} in the commit)"))
+                .unwrap_or_default();
+            bail!(
+                "refusing {} from {}: object {object} is corrupted{place}: {msg}",
                 src.reference,
                 src.pull_url
             );
@@ -197,6 +213,76 @@ pub fn deploy(sysroot_dir: &Path, src: &DeploySource) -> Result<Deployed> {
         osname: src.osname.clone(),
         commit,
     })
+}
+
+/// The expected checksum named by libostree's "Corrupted … object; checksum expected='…'" error.
+fn corrupted_object(msg: &str) -> Option<&str> {
+    let rest = &msg[msg.find("Corrupted")?..];
+    let start = rest.find("expected='")? + "expected='".len();
+    let sum = rest.get(start..start + 64)?;
+    sum.bytes().all(|b| b.is_ascii_hexdigit()).then_some(sum)
+}
+
+/// Where `object` sits in the commit being pulled: looked up in the source repository when it is
+/// local, else in what the pull already wrote into `staging`.
+fn object_path_in_source(
+    src: &DeploySource,
+    staging: &ostree::Repo,
+    object: &str,
+) -> Option<String> {
+    let local = src
+        .pull_url
+        .strip_prefix("file://")
+        .map(|p| ostree::Repo::new_for_path(p))
+        .filter(|r| r.open(gio::Cancellable::NONE).is_ok());
+    let repo = local.as_ref().unwrap_or(staging);
+    let commit = repo
+        .resolve_rev(&src.reference, true)
+        .ok()
+        .flatten()
+        .or_else(|| {
+            let refspec = format!("{}:{}", src.remote, src.reference);
+            repo.resolve_rev(&refspec, true).ok().flatten()
+        })?;
+    if commit.as_str() == object {
+        return Some("the commit object".into());
+    }
+    let (root, _) = repo.read_commit(&commit, gio::Cancellable::NONE).ok()?;
+    find_object(&root, "/", object)
+}
+
+/// Depth-first search of a commit's tree for the file, dirtree or dirmeta object `object`.
+fn find_object(dir: &gio::File, path: &str, object: &str) -> Option<String> {
+    use ostree::prelude::Cast as _;
+    let rf = dir.downcast_ref::<ostree::RepoFile>()?;
+    rf.ensure_resolved().ok()?;
+    if rf.tree_get_contents_checksum().as_deref() == Some(object)
+        || rf.tree_get_metadata_checksum().as_deref() == Some(object)
+    {
+        return Some(path.to_string());
+    }
+    let children = dir
+        .enumerate_children(
+            "standard::name,standard::type",
+            gio::FileQueryInfoFlags::NOFOLLOW_SYMLINKS,
+            gio::Cancellable::NONE,
+        )
+        .ok()?;
+    for info in children.flatten() {
+        let name = info.name();
+        let child = dir.child(&name);
+        let child_path = format!("{}/{}", path.trim_end_matches('/'), name.display());
+        if info.file_type() == gio::FileType::Directory {
+            if let Some(p) = find_object(&child, &child_path, object) {
+                return Some(p);
+            }
+        } else if let Some(crf) = child.downcast_ref::<ostree::RepoFile>()
+            && crf.checksum().as_str() == object
+        {
+            return Some(child_path);
+        }
+    }
+    None
 }
 
 /// The primary-key fingerprints in a GPG key file (`gpg --show-keys`).
@@ -575,6 +661,16 @@ mod tests {
         s.gpg_keys = vec![bad];
         let msg = format!("{:#}", deploy(&d.path().join("bad"), &s).unwrap_err());
         assert!(msg.contains("refusing test/x86_64/base"), "{msg}");
+
+        // The signature covers the commit; a tampered file object under it is still refused.
+        let object = tamper_hello(&repo);
+        s.gpg_keys = vec![good_key(&d)];
+        let msg = format!("{:#}", deploy(&d.path().join("tampered"), &s).unwrap_err());
+        assert!(
+            msg.contains(&format!("object {object} is corrupted"))
+                && msg.contains("it is /usr/bin/hello in the commit"),
+            "{msg}"
+        );
         for h in [&home, &other_home] {
             let _ = Command::new("gpgconf")
                 .arg("--homedir")
@@ -582,6 +678,60 @@ mod tests {
                 .args(["--kill", "gpg-agent"])
                 .run();
         }
+    }
+
+    fn good_key(d: &tempfile::TempDir) -> PathBuf {
+        d.path().join("good.asc")
+    }
+
+    /// Replaces the object of `/usr/bin/hello` in the archive repo with another valid object (the
+    /// content of `/usr/bin/blob`), as a corrupted mirror or disk would; returns its checksum.
+    fn tamper_hello(repo: &Path) -> String {
+        use crate::cmd::CommandExt;
+        let sum = |path: &str| {
+            let out = std::process::Command::new("ostree")
+                .arg(format!("--repo={}", repo.display()))
+                .args(["ls", "-C", "test/x86_64/base", path])
+                .run_text()
+                .unwrap();
+            out.split_whitespace().nth(4).unwrap().to_string()
+        };
+        let object = |c: &str| repo.join(format!("objects/{}/{}.filez", &c[..2], &c[2..]));
+        let hello = sum("/usr/bin/hello");
+        std::fs::copy(object(&sum("/usr/bin/blob")), object(&hello)).unwrap();
+        hello
+    }
+
+    #[test]
+    fn corrupted_object_in_a_local_repo_is_refused_with_its_path() {
+        let d = tempfile::tempdir().unwrap();
+        let (repo, _) = testutil::synthetic_commit(d.path(), "test/x86_64/base", 10).unwrap();
+        let object = tamper_hello(&repo);
+        let msg = format!(
+            "{:#}",
+            deploy(&d.path().join("s"), &source(&repo, false)).unwrap_err()
+        );
+        assert!(
+            msg.contains(&format!(
+                "object {object} is corrupted (it is /usr/bin/hello in the commit)"
+            )),
+            "{msg}"
+        );
+        assert!(
+            msg.contains("refusing test/x86_64/base from file://"),
+            "{msg}"
+        );
+    }
+
+    #[test]
+    fn corrupted_object_names() {
+        let m = "Importing abc: Corrupted file object; checksum expected='0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef' actual='x'";
+        assert_eq!(
+            corrupted_object(m),
+            Some("0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef")
+        );
+        assert_eq!(corrupted_object("Corrupted; checksum expected='abc'"), None);
+        assert_eq!(corrupted_object("no such ref"), None);
     }
 
     #[test]
