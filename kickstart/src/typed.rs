@@ -16,9 +16,25 @@ fn st(ns: &Namespace, k: &str) -> Option<String> {
 fn b(ns: &Namespace, k: &str) -> bool {
     ns.get(k).truthy()
 }
+/// An `int` option; a value Python reads as an integer too large for `i64` saturates (so that a
+/// consumer's range check sees it, rather than the option being absent).
 fn int(ns: &Namespace, k: &str) -> Option<i64> {
     match ns.get(k) {
         Value::Int(i) => Some(*i),
+        Value::Str(s) => {
+            let t = s.trim();
+            let digits = t.trim_start_matches(['+', '-']);
+            let is_int = t.len() - digits.len() <= 1
+                && !digits.is_empty()
+                && digits.bytes().all(|b| b.is_ascii_digit() || b == b'_');
+            is_int.then(|| {
+                if t.starts_with('-') {
+                    i64::MIN
+                } else {
+                    i64::MAX
+                }
+            })
+        }
         _ => None,
     }
 }

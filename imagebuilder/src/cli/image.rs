@@ -97,8 +97,15 @@ pub fn parse_size(s: &str) -> Result<u64, String> {
         }
     };
     let n: u64 = num.parse().map_err(|_| format!("`{s}` is not a size"))?;
-    n.checked_mul(mult)
-        .ok_or_else(|| format!("`{s}` is too large"))
+    let max = (imagebuilder::disk::request::MAX_DISK_MIB) << 20;
+    match n.checked_mul(mult) {
+        Some(0) => Err(format!("`{s}` is not a positive size")),
+        Some(b) if b <= max => Ok(b),
+        _ => Err(format!(
+            "`{s}` is larger than the largest disk image this builder writes ({} TiB)",
+            (max >> 40) + 1
+        )),
+    }
 }
 
 pub fn run(a: ImageArgs) -> Result<ExitCode> {
@@ -152,5 +159,17 @@ mod tests {
         assert_eq!(parse_size("2GiB"), Ok(2 << 30));
         assert!(parse_size("3X").is_err());
         assert!(parse_size("G").is_err());
+        assert_eq!(parse_size("15T"), Ok(15 << 40));
+        let big = parse_size("100T").unwrap_err();
+        assert!(
+            big.contains("larger than the largest disk image") && big.contains("16 TiB"),
+            "{big}"
+        );
+        assert!(
+            parse_size("0G")
+                .unwrap_err()
+                .contains("not a positive size")
+        );
+        assert!(parse_size("99999999999999999999T").is_err());
     }
 }

@@ -12,12 +12,45 @@ use super::outputs::OutputFormat;
 use super::pipeline::{BuildResult, ImageJob, build_image};
 
 use super::request::{
-    AutopartRequest, BootloaderRequest, DiskRequest, Located, LogVolRequest, OstreeSetup,
-    PartitionRequest, ReqpartRequest, VolGroupRequest,
+    AutopartRequest, BootloaderRequest, DiskRequest, Located, LogVolRequest, MAX_DISK_MIB,
+    OstreeSetup, PartitionRequest, ReqpartRequest, VolGroupRequest,
 };
 
 fn mib(v: Option<i64>) -> Option<u64> {
     v.map(|x| x.max(0) as u64)
+}
+
+/// A size option (`--size`, `--maxsize`: MiB; `--pesize`: KiB) that must be positive and fit a disk
+/// image; a bad one is recorded in `invalid` with its line and dropped.
+fn size(
+    v: Option<i64>,
+    option: &str,
+    line: usize,
+    invalid: &mut Vec<Located<String>>,
+) -> Option<u64> {
+    let x = v?;
+    if option == "--pesize" && x == 0 {
+        // pykickstart's default: the installer's extent size.
+        return None;
+    }
+    let max = match option {
+        "--pesize" => MAX_DISK_MIB * 1024,
+        _ => MAX_DISK_MIB,
+    };
+    if x >= 1 && (x as u64) <= max {
+        return Some(x as u64);
+    }
+    let unit = if option == "--pesize" { "KiB" } else { "MiB" };
+    let why = if x < 1 {
+        format!("{option}={x} is not a positive number of {unit}")
+    } else {
+        format!(
+            "{option}={x} {unit} is larger than the largest disk image this builder writes ({} TiB)",
+            (MAX_DISK_MIB + 1) >> 20
+        )
+    };
+    invalid.push(Located { line, value: why });
+    None
 }
 
 /// Reads the disk-related commands of `ks`. `source_name` names the kickstart in errors.
@@ -31,9 +64,9 @@ pub fn from_kickstart(ks: &Kickstart, source_name: &str) -> (DiskRequest, Option
             line: p.at.line,
             mountpoint: p.mountpoint.clone(),
             fstype: p.fstype.clone(),
-            size_mib: mib(p.size),
+            size_mib: size(p.size, "--size", p.at.line, &mut req.invalid),
             grow: p.grow,
-            maxsize_mib: mib(p.maxsize),
+            maxsize_mib: size(p.maxsize, "--maxsize", p.at.line, &mut req.invalid),
             label: p.label.clone(),
             fsoptions: p.fsoptions.clone(),
         });
@@ -96,7 +129,7 @@ pub fn from_kickstart(ks: &Kickstart, source_name: &str) -> (DiskRequest, Option
             line: v.at.line,
             name: v.name.clone(),
             pvs: v.partitions.clone(),
-            pesize_kib: mib(v.pesize),
+            pesize_kib: size(v.pesize, "--pesize", v.at.line, &mut req.invalid),
             reserved_mib: mib(v.reserved_space),
             reserved_percent: mib(v.reserved_percent),
             preexist: v.preexist,
@@ -108,10 +141,10 @@ pub fn from_kickstart(ks: &Kickstart, source_name: &str) -> (DiskRequest, Option
             mountpoint: l.mountpoint.clone(),
             name: l.name.clone(),
             vgname: l.vgname.clone(),
-            size_mib: mib(l.size),
+            size_mib: size(l.size, "--size", l.at.line, &mut req.invalid),
             percent: mib(l.percent),
             grow: l.grow,
-            maxsize_mib: mib(l.maxsize),
+            maxsize_mib: size(l.maxsize, "--maxsize", l.at.line, &mut req.invalid),
             fstype: l.fstype.clone(),
             label: l.label.clone(),
             fsoptions: l.fsoptions.clone(),
@@ -135,6 +168,7 @@ pub fn from_kickstart(ks: &Kickstart, source_name: &str) -> (DiskRequest, Option
         });
     }
     req.unsupported.sort_by_key(|u| u.line);
+    req.invalid.sort_by_key(|u| u.line);
     let ostree = typed::ostreesetup(ks).map(|o| OstreeSetup {
         line: o.at.line,
         osname: o.osname.clone(),
@@ -402,5 +436,59 @@ mod tests {
             ),
             "{e}"
         );
+    }
+
+    #[test]
+    fn sizes_must_be_positive_and_fit_a_disk_image() {
+        let cases = [
+            (
+                "part / --size=-5",
+                1,
+                "--size=-5 is not a positive number of MiB",
+            ),
+            (
+                "part / --size=0 --grow",
+                1,
+                "--size=0 is not a positive number of MiB",
+            ),
+            (
+                "part /boot --size=500\npart / --size=99999999999999999999999",
+                2,
+                "larger than the largest disk image this builder writes (16 TiB)",
+            ),
+            (
+                "part / --size=99999999",
+                1,
+                "--size=99999999 MiB is larger than the largest disk image",
+            ),
+            (
+                "part / --grow --maxsize=-1",
+                1,
+                "--maxsize=-1 is not a positive",
+            ),
+            (
+                "part /boot --size=500\npart pv.01 --grow\nvolgroup vg pv.01 --pesize=-4\nlogvol / --vgname=vg --name=r --size=1000",
+                3,
+                "--pesize=-4 is not a positive number of KiB",
+            ),
+            (
+                "part /boot --size=500\npart pv.01 --grow\nvolgroup vg pv.01\nlogvol / --vgname=vg --name=r --size=-100",
+                4,
+                "--size=-100 is not a positive number of MiB",
+            ),
+        ];
+        for (text, line, want) in cases {
+            let ks = kickstart::parse(text, kickstart::Version::devel()).unwrap();
+            let (r, _) = from_kickstart(&ks, "sizes.ks");
+            let e =
+                crate::disk::plan::Layout::from_request(&r, &crate::disk::plan::IdSource::Random)
+                    .unwrap_err();
+            assert_eq!(e.line, line, "{text}: {e}");
+            assert!(
+                e.to_string().starts_with(&format!("sizes.ks:{line}: ")),
+                "{e}"
+            );
+            assert!(e.to_string().contains(want), "{text}: {e}");
+        }
     }
 }

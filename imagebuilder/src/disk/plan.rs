@@ -235,11 +235,14 @@ impl Layout {
             line,
             message,
         };
+        if let Some(u) = req.invalid.first() {
+            return Err(err(u.line, u.value.clone()));
+        }
         if let Some(u) = req.unsupported.first() {
             return Err(err(
                 u.line,
                 format!(
-                    "{} is not supported yet (RAID and btrfs volumes are a later issue)",
+                    "{} is not supported: this builder writes no RAID arrays or btrfs volumes",
                     u.value
                 ),
             ));
@@ -366,6 +369,17 @@ impl Layout {
             _ => 3,
         };
         parts.sort_by_key(|p| rank(p.role));
+        let fixed: u64 = parts.iter().map(|p| p.min_mib).sum();
+        if fixed > super::request::MAX_DISK_MIB {
+            let big = parts.iter().max_by_key(|p| p.min_mib).map_or(0, |p| p.line);
+            return Err(err(
+                big,
+                format!(
+                    "the partitions need {fixed} MiB, more than the largest disk image this builder writes ({} TiB)",
+                    (super::request::MAX_DISK_MIB + 1) >> 20
+                ),
+            ));
+        }
         Ok(Layout {
             source_name: req.source_name.clone(),
             disk_guid: ids.uuid("disk"),
@@ -501,6 +515,12 @@ impl Layout {
             && (mp.ends_with('/') || mp.contains("//") || mp.contains("/./") || mp.contains("/../"))
         {
             return Err(format!("`{mp}` is not a clean mount point"));
+        }
+        if let Some(d) = DEPLOYMENT_DIRS.iter().find(|d| is_under(mp, d)) {
+            return Err(format!(
+                "{mp} cannot be a separate filesystem: {d} belongs to the read-only OSTree deployment; \
+                 only /, /boot…, /var… and paths the tree links into /var (like /home) can be"
+            ));
         }
         let (role, name, type_guid) = match mp {
             "/" => (Role::Root, "root".to_string(), types::ROOT_X86_64),
@@ -858,6 +878,13 @@ impl DiskPlan {
 }
 
 /// `path` is `mountpoint` or below it.
+/// Directories of every OSTree deployment (or of the kernel's API file systems) that no kickstart
+/// partition or logical volume can be mounted on.
+const DEPLOYMENT_DIRS: &[&str] = &[
+    "/usr", "/etc", "/bin", "/sbin", "/lib", "/lib64", "/sysroot", "/ostree", "/proc", "/sys",
+    "/dev", "/run",
+];
+
 pub fn is_under(path: &str, mountpoint: &str) -> bool {
     mountpoint == "/"
         || path == mountpoint
@@ -1031,6 +1058,30 @@ mod tests {
             (
                 req(vec![
                     part(1, "/", None, true, None),
+                    part(3, "/usr", Some(2000), false, None),
+                ]),
+                3,
+                "/usr cannot be a separate filesystem: /usr belongs to the read-only OSTree deployment",
+            ),
+            (
+                req(vec![
+                    part(1, "/", None, true, None),
+                    part(4, "/etc/x", Some(20), false, None),
+                ]),
+                4,
+                "/etc/x cannot be a separate filesystem: /etc belongs",
+            ),
+            (
+                req(vec![
+                    part(1, "/", Some(9_000_000), false, None),
+                    part(2, "/var", Some(9_000_000), false, None),
+                ]),
+                2,
+                "more than the largest disk image this builder writes (16 TiB)",
+            ),
+            (
+                req(vec![
+                    part(1, "/", None, true, None),
                     part(2, "/boot/efi", Some(10), false, None),
                 ]),
                 2,
@@ -1063,7 +1114,7 @@ mod tests {
         let e = Layout::from_request(&r, &ids()).unwrap_err();
         assert_eq!(
             e.to_string(),
-            "test.ks:12: `raid` is not supported yet (RAID and btrfs volumes are a later issue)"
+            "test.ks:12: `raid` is not supported: this builder writes no RAID arrays or btrfs volumes"
         );
     }
 

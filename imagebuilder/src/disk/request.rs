@@ -25,9 +25,16 @@ pub struct DiskRequest {
     /// `clearpart`, `zerombr`, `ignoredisk`: accepted, meaningless for a fresh image file.
     pub accepted_noops: Vec<Located<String>>,
     /// Lines that ask for something this builder does not support yet (`raid`, `btrfs`
-    /// volumes…): each becomes a "not supported yet" error naming the line.
+    /// volumes…): each becomes a "not supported" error naming the line.
     pub unsupported: Vec<Located<String>>,
+    /// Values no disk image can have (a size that is not positive or larger than
+    /// [`MAX_DISK_MIB`]): each becomes an error naming the line.
+    pub invalid: Vec<Located<String>>,
 }
+
+/// The largest disk the builder writes, in MiB: the raw image is a file, and ext4 (4 KiB blocks)
+/// holds files up to 16 TiB.
+pub const MAX_DISK_MIB: u64 = 16 * 1024 * 1024 - 1;
 
 /// A value with the kickstart line it came from (0 = not from a line).
 #[derive(Debug, Clone, PartialEq, Serialize)]
