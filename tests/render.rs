@@ -285,7 +285,10 @@ fn injection_config(hostile: bool) -> (String, BTreeMap<&'static str, &'static s
     let values: BTreeMap<&str, &str> = if hostile {
         [
             ("ref", r#"a b'c"d #e %post --nochroot"#),
-            ("ostree_remote", r#"r"; reboot; echo " --url=file:///evil"#),
+            (
+                "ostree_remote",
+                r#"--repo=/elsewhere r"; reboot; echo " --url=file:///evil"#,
+            ),
             ("ostree_url", "http://x/ #%end\t%packages"),
             ("kernel_append", r#"quiet' --location=none "x \"y"#),
             ("lang", "en_US.UTF-8 #comment %pre"),
@@ -440,11 +443,17 @@ fn hostile_values_never_change_the_kickstart_shape() {
             // %post shell lines: the remote URL and the boot marker are single shell words.
             for s in &v.scripts {
                 for line in s.body.lines() {
+                    // `--` ends the options: a value starting with `-` stays an operand.
                     if line.starts_with("ostree remote add") {
                         let w = shell_words(line);
-                        assert_eq!(w.len(), 6, "{name}: {w:?}");
-                        assert_eq!(w[4], values["ostree_remote"]);
-                        assert_eq!(w[5], values["ostree_remote_url"]);
+                        assert_eq!(w.len(), 7, "{name}: {w:?}");
+                        assert_eq!(w[4], "--", "{name}: {w:?}");
+                        assert_eq!(w[5], values["ostree_remote"]);
+                        assert_eq!(w[6], values["ostree_remote_url"]);
+                    }
+                    if line.starts_with("ostree remote delete") {
+                        let w = shell_words(line);
+                        assert_eq!(w[3..], ["--if-exists", "--", values["ostree_remote"]]);
                     }
                     if line.starts_with("printf '%s\\n'") {
                         let w = shell_words(line);
