@@ -111,3 +111,41 @@ fn non_utf8_names_the_line() {
     assert_eq!(r.diagnostics[0].line, 2);
     assert!(r.diagnostics[0].message.contains("invalid start byte"));
 }
+
+#[test]
+fn includes_add_up_to_a_bounded_total() {
+    let big = format!("{}\n", "#".repeat(999));
+    let mut top = String::from("lang en_US\n");
+    for _ in 0..10 {
+        top.push_str("%include big.ks\n");
+    }
+    let l = MemLoader::default()
+        .with("top.ks", &top)
+        .with("big.ks", &big)
+        .with("app.ks", &big);
+    let opts = Options {
+        max_total_bytes: 5000,
+        ..Options::validate(Version::devel())
+    };
+    let r = parse_path("top.ks", &opts, &l);
+    assert_eq!(r.diagnostics.len(), 1, "{:?}", r.diagnostics);
+    let d = &r.diagnostics[0];
+    // top.ks (11 + 16 * 10 bytes) and four includes fit, the fifth does not: line 6
+    assert_eq!((d.file.as_str(), d.line), ("top.ks", 6));
+    assert_eq!(
+        d.message,
+        "%include big.ks: the kickstart and the files it includes exceed 5000 bytes in total"
+    );
+    // %ksappend counts too
+    let l = l.with(
+        "app-top.ks",
+        &format!("lang en_US\n{}", "%ksappend app.ks\n".repeat(10)),
+    );
+    let r = parse_path("app-top.ks", &opts, &l);
+    assert_eq!(r.diagnostics[0].line, 6, "{:?}", r.diagnostics);
+    assert!(r.diagnostics[0].message.starts_with("%ksappend app.ks: "));
+    // the default limit leaves room for real kickstarts
+    let r = parse_path("top.ks", &Options::validate(Version::devel()), &l);
+    assert!(r.diagnostics.is_empty(), "{:?}", r.diagnostics);
+    assert_eq!(kickstart::loader::MAX_TOTAL_BYTES, 64 << 20);
+}
