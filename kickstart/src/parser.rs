@@ -10,7 +10,7 @@ use crate::loader::{Loader, MAX_TOTAL_BYTES, human_size};
 use crate::model::*;
 use crate::shlex;
 use crate::tables::{VersionSpec, tables};
-use crate::text::{is_blank_or_comment, lstrip, split_ws, splitlines, strip};
+use crate::text::{is_blank_or_comment, lstrip, split_ws, splitlines, strip, universal_newlines};
 use crate::version::Version;
 
 /// How to parse.
@@ -348,7 +348,10 @@ impl Parser<'_> {
     }
 
     fn state_machine(&mut self, text: &str) -> R<()> {
-        let lines = splitlines(text);
+        // `\r\n` and a lone `\r` end lines as in pykickstart (`str.splitlines`); they become `\n`
+        // so that section bodies (scripts, certificates) hold no `\r`
+        let text = universal_newlines(text);
+        let lines = splitlines(&text);
         let mut it = LineIter {
             lines: &lines,
             pos: 0,
