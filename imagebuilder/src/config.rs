@@ -23,11 +23,25 @@
 //! # anyhow::Ok(())
 //! ```
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
+use std::rc::Rc;
 
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
+
+/// Largest config file read (1 MiB; a config is a few KiB). Only regular files are read.
+pub const MAX_FILE_BYTES: u64 = 1 << 20;
+
+/// configparser's `MAX_INTERPOLATION_DEPTH`: `%(key)s` references nest at most 10 levels.
+pub const MAX_INTERPOLATION_DEPTH: usize = 10;
+
+/// Longest value after interpolation (64 KiB): `a = %(b)s%(b)s`, `b = %(c)s%(c)s`, … doubles per
+/// level and is refused when it gets longer.
+pub const MAX_VALUE_BYTES: usize = 64 << 10;
+
+/// Most bytes all values of one profile expand to together (4 MiB).
+pub const MAX_EXPANDED_BYTES: usize = 4 << 20;
 
 /// The name of the profile that holds the defaults (and the profile used when none is given).
 pub const DEFAULT_PROFILE: &str = "DEFAULT";
@@ -60,10 +74,11 @@ pub enum ConfigError {
         key: String,
         message: String,
     },
-    #[error("{file}: cannot read: {source}")]
+    /// The message holds the I/O error (it is not also a `source`, which would print it twice).
+    #[error("{file}: cannot read: {error}")]
     Io {
         file: PathBuf,
-        source: std::io::Error,
+        error: std::io::Error,
     },
 }
 
@@ -334,10 +349,7 @@ impl Format {
 /// Reads `path` and returns the `profile` (default `DEFAULT`). `configdir` defaults to the directory
 /// of the config file.
 pub fn load(path: &Path, profile: Option<&str>) -> Result<Loaded, ConfigError> {
-    let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Io {
-        file: path.to_path_buf(),
-        source,
-    })?;
+    let text = read(path)?;
     let mut loaded = parse(&text, Format::for_path(path), path, profile)?;
     if loaded.config.configdir.is_none() {
         let dir = crate::fsutil::parent_dir(path);
@@ -349,14 +361,26 @@ pub fn load(path: &Path, profile: Option<&str>) -> Result<Loaded, ConfigError> {
 
 /// Lists the profiles of a config file: `DEFAULT` first, then every section in file order.
 pub fn profiles(path: &Path) -> Result<Vec<String>, ConfigError> {
-    let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Io {
-        file: path.to_path_buf(),
-        source,
-    })?;
+    let text = read(path)?;
     let doc = parse_document(&text, Format::for_path(path), path)?;
     let mut names = vec![DEFAULT_PROFILE.to_string()];
     names.extend(doc.sections.iter().map(|s| s.name.clone()));
     Ok(names)
+}
+
+/// The config file's text: a regular file of at most [`MAX_FILE_BYTES`], UTF-8.
+fn read(path: &Path) -> Result<String, ConfigError> {
+    let io = |error| ConfigError::Io {
+        file: path.to_path_buf(),
+        error,
+    };
+    let bytes = kickstart::loader::read_regular_file(path, MAX_FILE_BYTES).map_err(io)?;
+    String::from_utf8(bytes).map_err(|e| {
+        io(std::io::Error::new(
+            std::io::ErrorKind::InvalidData,
+            format!("not UTF-8 text ({})", e.utf8_error()),
+        ))
+    })
 }
 
 /// Pure parse: `text` in `format`, `origin` only names the file in errors.
@@ -583,11 +607,11 @@ type RawMap = BTreeMap<String, (RawValue, usize)>;
 impl Document {
     /// Merges DEFAULT and the profile and interpolates every value; returns the raw map and warnings.
     fn resolve(&self, profile: &str, origin: &Path) -> Result<(RawMap, Vec<String>), ConfigError> {
-        let mut merged: BTreeMap<String, &Entry> = self
+        let mut merged: Merged = self
             .defaults
             .entries
             .iter()
-            .map(|(k, e)| (k.clone(), e))
+            .map(|(k, e)| (k.clone(), (e, DEFAULT_PROFILE)))
             .collect();
         if profile != DEFAULT_PROFILE {
             let section = self
@@ -603,92 +627,131 @@ impl Document {
                         .join(", "),
                 })?;
             for (k, e) in &section.entries {
-                merged.insert(k.clone(), e);
+                merged.insert(k.clone(), (e, section.name.as_str()));
             }
         }
-        let mut warnings = Vec::new();
+        let mut interp = Interpolation {
+            map: &merged,
+            origin,
+            memo: HashMap::new(),
+            total: 0,
+            warnings: Vec::new(),
+        };
         let mut out = RawMap::new();
-        for (key, entry) in &merged {
+        for (key, (entry, _)) in &merged {
             let value = match &entry.value {
-                RawValue::Ini(_) => {
-                    RawValue::Ini(interpolate(key, &merged, origin, 0, &mut warnings)?)
-                }
+                RawValue::Ini(_) => RawValue::Ini(interp.value(key)?.0.to_string()),
                 v => v.clone(),
             };
             out.insert(key.clone(), (value, entry.line));
         }
-        Ok((out, warnings))
+        Ok((out, interp.warnings))
     }
 }
 
-/// configparser's BasicInterpolation: `%(name)s` and `%%`, depth-limited.
-fn interpolate(
-    key: &str,
-    map: &BTreeMap<String, &Entry>,
-    origin: &Path,
-    depth: usize,
-    warnings: &mut Vec<String>,
-) -> Result<String, ConfigError> {
-    let entry = map[key];
-    let RawValue::Ini(text) = &entry.value else {
-        return Err(syntax(
-            origin,
-            entry.line,
-            format!("key `{key}` is not a string"),
-        ));
-    };
-    if depth > 10 {
-        return Err(syntax(
-            origin,
-            entry.line,
-            format!("interpolation of `{key}` is nested too deeply (a cycle?)"),
-        ));
-    }
-    let mut out = String::new();
-    let mut rest = text.as_str();
-    while let Some(pos) = rest.find('%') {
-        out.push_str(&rest[..pos]);
-        rest = &rest[pos..];
-        if let Some(r) = rest.strip_prefix("%%") {
-            out.push('%');
-            rest = r;
-        } else if let Some(r) = rest.strip_prefix("%(") {
-            let close = r.find(")s").ok_or_else(|| {
-                syntax(
-                    origin,
-                    entry.line,
-                    format!(
-                        "key `{key}`: bad interpolation syntax (expected `%(name)s`) in `{text}`"
-                    ),
-                )
-            })?;
-            let name = r[..close].to_ascii_lowercase();
-            if !map.contains_key(&name) {
-                return Err(syntax(
-                    origin,
-                    entry.line,
-                    format!("key `{key}` refers to `%({name})s`, which is not set"),
-                ));
-            }
-            let value = interpolate(&name, map, origin, depth + 1, warnings)?;
-            if value.is_empty() {
-                warnings.push(format!(
-                    "key `{key}` (line {}) interpolates `%({name})s`, which is empty",
-                    entry.line
-                ));
-            }
-            out.push_str(&value);
-            rest = &r[close + 2..];
-        } else {
-            return Err(syntax(
-                origin,
+/// The keys of a profile: each with its entry and the section it comes from.
+type Merged<'a> = BTreeMap<String, (&'a Entry, &'a str)>;
+
+/// An interpolated value and its height: how deep its `%(key)s` references nest.
+type Expanded = (Rc<str>, usize);
+
+/// configparser's BasicInterpolation (`%(name)s` and `%%`) over one profile's keys. Each key is
+/// expanded once (so work and memory grow with the output, not with the number of paths to a
+/// key), references nest at most [`MAX_INTERPOLATION_DEPTH`] levels as in configparser, a value
+/// expands to at most [`MAX_VALUE_BYTES`] and all values to at most [`MAX_EXPANDED_BYTES`].
+struct Interpolation<'a> {
+    map: &'a Merged<'a>,
+    origin: &'a Path,
+    /// Expanded keys; `None` while a key is being expanded (seeing it again is a cycle).
+    memo: HashMap<String, Option<Expanded>>,
+    total: usize,
+    warnings: Vec<String>,
+}
+
+impl Interpolation<'_> {
+    fn value(&mut self, key: &str) -> Result<Expanded, ConfigError> {
+        let (entry, section) = self.map[key];
+        let err = |message: String| {
+            syntax(
+                self.origin,
                 entry.line,
-                format!("key `{key}`: `%` must be followed by `%` or `(name)s` in `{text}`"),
-            ));
+                format!("key `{key}` in section `[{section}]`: {message}"),
+            )
+        };
+        match self.memo.get(key) {
+            Some(Some(done)) => return Ok(done.clone()),
+            Some(None) => return Err(err("is part of an interpolation cycle".into())),
+            None => {}
         }
+        let RawValue::Ini(text) = &entry.value else {
+            return Err(err("is not a string".into()));
+        };
+        self.memo.insert(key.to_string(), None);
+        let mut out = String::new();
+        let mut height = 0;
+        let mut warned_empty = std::collections::HashSet::new();
+        let mut rest = text.as_str();
+        while let Some(pos) = rest.find('%') {
+            out.push_str(&rest[..pos]);
+            rest = &rest[pos..];
+            if let Some(r) = rest.strip_prefix("%%") {
+                out.push('%');
+                rest = r;
+            } else if let Some(r) = rest.strip_prefix("%(") {
+                let close = r.find(")s").ok_or_else(|| {
+                    err(format!(
+                        "bad interpolation syntax (expected `%(name)s`) in `{text}`"
+                    ))
+                })?;
+                let name = r[..close].to_ascii_lowercase();
+                if !self.map.contains_key(&name) {
+                    return Err(err(format!("refers to `%({name})s`, which is not set")));
+                }
+                let (value, h) = self.value(&name)?;
+                height = height.max(h + 1);
+                if height > MAX_INTERPOLATION_DEPTH {
+                    return Err(err(format!(
+                        "interpolation nests deeper than {MAX_INTERPOLATION_DEPTH} levels (a cycle?)"
+                    )));
+                }
+                if value.is_empty() && warned_empty.insert(name.clone()) {
+                    self.warnings.push(format!(
+                        "key `{key}` (line {}) interpolates `%({name})s`, which is empty",
+                        entry.line
+                    ));
+                }
+                if out.len() + value.len() > MAX_VALUE_BYTES {
+                    return Err(err(format!(
+                        "value longer than {} after interpolation",
+                        kickstart::loader::human_size(MAX_VALUE_BYTES as u64)
+                    )));
+                }
+                out.push_str(&value);
+                rest = &r[close + 2..];
+            } else {
+                return Err(err(format!(
+                    "`%` must be followed by `%` or `(name)s` in `{text}`"
+                )));
+            }
+        }
+        out.push_str(rest);
+        if out.len() > MAX_VALUE_BYTES {
+            return Err(err(format!(
+                "value longer than {} after interpolation",
+                kickstart::loader::human_size(MAX_VALUE_BYTES as u64)
+            )));
+        }
+        self.total += out.len();
+        if self.total > MAX_EXPANDED_BYTES {
+            return Err(err(format!(
+                "the values of the profile expand to more than {} in total",
+                kickstart::loader::human_size(MAX_EXPANDED_BYTES as u64)
+            )));
+        }
+        let done: Expanded = (Rc::from(out), height);
+        self.memo.insert(key.to_string(), Some(done.clone()));
+        Ok(done)
     }
-    out.push_str(rest);
-    Ok(out)
 }
 
 fn parse_bool(s: &str) -> Option<bool> {
@@ -918,6 +981,120 @@ Is_Final: yes
         assert!(err.to_string().contains("cycle"), "{err}");
         let err = ini(base, Some("nope")).unwrap_err();
         assert!(matches!(err, ConfigError::NoProfile { .. }));
+    }
+
+    const BASE: &str = "[DEFAULT]\nos_name = x\narch = a\nrelease = 1\nref = r\n";
+
+    /// `[DEFAULT]` with BASE's keys, then `k0 = %(k1)s…` (`fan` references each) down to
+    /// `k{levels} = leaf`.
+    fn chain(levels: usize, fan: usize, leaf: &str) -> String {
+        let mut t = BASE.to_string();
+        for i in 0..levels {
+            t.push_str(&format!(
+                "k{i} = {}\n",
+                format!("%(k{})s", i + 1).repeat(fan)
+            ));
+        }
+        t.push_str(&format!("k{levels} = {leaf}\n"));
+        t
+    }
+
+    #[test]
+    fn interpolation_depth_is_configparsers() {
+        assert_eq!(MAX_INTERPOLATION_DEPTH, 10);
+        // 10 nested references resolve (configparser too), 11 do not
+        let l = ini(&chain(10, 1, "leaf"), None).unwrap();
+        assert!(l.warnings.iter().any(|w| w.contains("unknown key `k0`")));
+        let err = ini(&chain(11, 1, "leaf"), None).unwrap_err().to_string();
+        assert_eq!(
+            err,
+            "test.ini:6: key `k0` in section `[DEFAULT]`: interpolation nests deeper than 10 levels (a cycle?)"
+        );
+        let err = ini(&format!("{BASE}[p]\nos_name = %(os_name)s\n"), Some("p"))
+            .unwrap_err()
+            .to_string();
+        assert_eq!(
+            err,
+            "test.ini:7: key `os_name` in section `[p]`: is part of an interpolation cycle"
+        );
+    }
+
+    #[test]
+    fn exponential_interpolation_is_bounded() {
+        let start = std::time::Instant::now();
+        // 40 doubling levels: the depth limit stops it where the chain gets 11 levels deep
+        let err = ini(&chain(40, 2, "xxxxxxxx"), None)
+            .unwrap_err()
+            .to_string();
+        assert_eq!(
+            err,
+            "test.ini:35: key `k29` in section `[DEFAULT]`: interpolation nests deeper than 10 levels (a cycle?)"
+        );
+        // within the depth limit, 2^10 copies of a 1 KiB leaf are too long
+        let err = ini(&chain(10, 2, &"y".repeat(1024)), None)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.ends_with("in section `[DEFAULT]`: value longer than 64 KiB after interpolation"),
+            "{err}"
+        );
+        // 1000 references per level, 10 levels, an empty leaf: 10^30 paths, each key expanded once
+        let l = ini(&chain(10, 1000, ""), None).unwrap();
+        let empty = l
+            .warnings
+            .iter()
+            .filter(|w| w.contains("which is empty"))
+            .count();
+        assert_eq!(
+            empty,
+            10,
+            "one warning per key and reference: {:?}",
+            &l.warnings[..3]
+        );
+        assert!(start.elapsed() < std::time::Duration::from_secs(20));
+    }
+
+    #[test]
+    fn expanded_profile_size_is_bounded() {
+        let mut t = format!(
+            "{BASE}leaf = {}\nv = {}\n",
+            "x".repeat(1000),
+            "%(leaf)s".repeat(60)
+        );
+        for i in 0..80 {
+            t.push_str(&format!("w{i:02} = %(v)s\n"));
+        }
+        let err = ini(&t, None).unwrap_err().to_string();
+        assert!(
+            err.ends_with("in section `[DEFAULT]`: the values of the profile expand to more than 4 MiB in total"),
+            "{err}"
+        );
+        // 60 of them fit
+        let fits: String = t.lines().take(7 + 60).map(|l| format!("{l}\n")).collect();
+        ini(&fits, None).unwrap();
+    }
+
+    #[test]
+    fn config_files_are_regular_and_bounded() {
+        let d = tempfile::tempdir().unwrap();
+        let err = load(Path::new("/dev/zero"), None).unwrap_err().to_string();
+        assert_eq!(
+            err,
+            "/dev/zero: cannot read: not a regular file (a character device)"
+        );
+        let big = d.path().join("big.ini");
+        std::fs::File::create(&big)
+            .unwrap()
+            .set_len(MAX_FILE_BYTES + 1)
+            .unwrap();
+        let err = profiles(&big).unwrap_err().to_string();
+        assert!(
+            err.ends_with("big.ini: cannot read: larger than the limit of 1 MiB"),
+            "{err}"
+        );
+        let ok = d.path().join("ok.ini");
+        std::fs::write(&ok, BASE).unwrap();
+        assert_eq!(load(&ok, None).unwrap().config.os_name, "x");
     }
 
     #[test]

@@ -1,5 +1,6 @@
 //! Output files appear whole or not at all: written under a temporary name in the destination
-//! directory, then renamed into place.
+//! directory, then renamed into place. Input files (kickstarts, configs, TDLs) are read bounded:
+//! regular files only, never blocking, at most a size limit ([`read_input`]).
 
 use std::fs;
 use std::io::Write;
@@ -49,6 +50,55 @@ pub fn write_all_atomic(files: &[(std::path::PathBuf, Vec<u8>)]) -> Result<()> {
     Ok(())
 }
 
+/// Reads the input file `path` (`what` names it in errors, e.g. `TDL`) as UTF-8 text: a regular
+/// file of at most `limit` bytes. A FIFO, socket, device or directory is an error before anything
+/// is read, and never blocks (see [`kickstart::loader::read_regular_file`]).
+pub fn read_input(path: &Path, what: &str, limit: u64) -> Result<String> {
+    let bytes = kickstart::loader::read_regular_file(path, limit)
+        .with_context(|| format!("reading {what} {}", path.display()))?;
+    String::from_utf8(bytes)
+        .with_context(|| format!("reading {what} {}: not UTF-8 text", path.display()))
+}
+
+/// Checks without opening it that `path` is a regular file of at most `limit` bytes (for inputs
+/// handed to other programs or read later); the error names `what` and the path.
+pub fn check_input(path: &Path, what: &str, limit: u64) -> Result<()> {
+    let meta = fs::metadata(path).with_context(|| format!("{what} {}", path.display()))?;
+    if !meta.is_file() {
+        anyhow::bail!(
+            "{what} {} is not a regular file ({})",
+            path.display(),
+            file_kind(&meta)
+        );
+    }
+    if meta.len() > limit {
+        anyhow::bail!(
+            "{what} {} is larger than the limit of {}",
+            path.display(),
+            kickstart::loader::human_size(limit)
+        );
+    }
+    Ok(())
+}
+
+fn file_kind(meta: &fs::Metadata) -> &'static str {
+    use std::os::unix::fs::FileTypeExt;
+    let t = meta.file_type();
+    if t.is_dir() {
+        "a directory"
+    } else if t.is_fifo() {
+        "a FIFO"
+    } else if t.is_socket() {
+        "a socket"
+    } else if t.is_char_device() {
+        "a character device"
+    } else if t.is_block_device() {
+        "a block device"
+    } else {
+        "a special file"
+    }
+}
+
 /// The directory a path lives in (`.` for a bare file name).
 pub fn parent_dir(path: &Path) -> &Path {
     match path.parent() {
@@ -92,6 +142,51 @@ mod tests {
         );
         write_all_atomic(&files[..1]).unwrap();
         assert_eq!(fs::read(&ok).unwrap(), b"x");
+    }
+
+    #[test]
+    fn inputs_are_regular_bounded_files() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("in.txt");
+        fs::write(&p, "héllo").unwrap();
+        assert_eq!(read_input(&p, "TDL", 6).unwrap(), "héllo");
+        let err = format!("{:#}", read_input(&p, "TDL", 5).unwrap_err());
+        assert!(
+            err.starts_with("reading TDL ")
+                && err.ends_with("in.txt: larger than the limit of 5 bytes"),
+            "{err}"
+        );
+        check_input(&p, "kickstart", 6).unwrap();
+        let err = check_input(&p, "kickstart", 5).unwrap_err().to_string();
+        assert!(
+            err.ends_with("in.txt is larger than the limit of 5 bytes"),
+            "{err}"
+        );
+        let err = check_input(Path::new("/dev/zero"), "kickstart", 5)
+            .unwrap_err()
+            .to_string();
+        assert_eq!(
+            err,
+            "kickstart /dev/zero is not a regular file (a character device)"
+        );
+        let err = check_input(dir.path(), "kickstart", 5)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.ends_with("is not a regular file (a directory)"),
+            "{err}"
+        );
+        let err = format!(
+            "{:#}",
+            read_input(Path::new("/dev/zero"), "config", 5).unwrap_err()
+        );
+        assert_eq!(
+            err,
+            "reading config /dev/zero: not a regular file (a character device)"
+        );
+        fs::write(&p, b"\xff").unwrap();
+        let err = format!("{:#}", read_input(&p, "TDL", 5).unwrap_err());
+        assert!(err.contains("not UTF-8 text"), "{err}");
     }
 
     #[test]

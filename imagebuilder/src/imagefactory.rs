@@ -152,14 +152,14 @@ impl Request {
         vagrant_kickstart: Option<&Path>,
         types: Vec<ImageType>,
     ) -> Result<Request> {
-        let text = std::fs::read_to_string(tdl_path)
-            .with_context(|| format!("reading TDL {}", tdl_path.display()))?;
+        let text = crate::fsutil::read_input(tdl_path, "TDL", crate::tdl::MAX_FILE_BYTES)?;
         let tdl = crate::tdl::parse(&text)
             .map_err(|e| anyhow::anyhow!("TDL {} is invalid:\n{e}", tdl_path.display()))?;
         for ks in std::iter::once(kickstart).chain(vagrant_kickstart) {
-            if !ks.is_file() {
+            if !ks.exists() {
                 bail!("kickstart {} does not exist", ks.display());
             }
+            crate::fsutil::check_input(ks, "kickstart", kickstart::loader::MAX_FILE_BYTES)?;
         }
         let mut types = if types.is_empty() {
             ALL_TYPES.to_vec()
@@ -607,8 +607,8 @@ pub fn koji_config(
             formats.push(t.koji_format());
         }
     }
-    let ks_text = std::fs::read_to_string(kickstart)
-        .with_context(|| format!("reading kickstart {}", kickstart.display()))?;
+    let ks_text =
+        crate::fsutil::read_input(kickstart, "kickstart", kickstart::loader::MAX_FILE_BYTES)?;
     let ksversion = ks_text
         .lines()
         .find_map(|l| l.strip_prefix("#version="))

@@ -22,6 +22,16 @@ pub fn resolve_syntax(syntax: &str, text: Option<&str>) -> Result<Version> {
     })
 }
 
+/// The text of `file` for `--syntax auto`, read as the parser reads it (a regular file of bounded
+/// size; anything else is `None` and the parse reports it).
+fn peek(file: &str) -> Option<String> {
+    use kickstart::Loader;
+    FsLoader::default()
+        .read(file)
+        .ok()
+        .map(|b| String::from_utf8_lossy(&b).into_owned())
+}
+
 /// Is `s` an accepted `--syntax` value?
 pub fn syntax_is_known(s: &str) -> bool {
     s.eq_ignore_ascii_case("auto") || Version::parse(s).is_some()
@@ -72,10 +82,7 @@ pub struct ValidateOpts {
 pub fn validate(files: &[String], o: &ValidateOpts, out: &mut dyn Write) -> Result<bool> {
     let mut all_ok = true;
     for file in files {
-        let text = std::fs::read(file)
-            .ok()
-            .map(|b| String::from_utf8_lossy(&b).into_owned());
-        let version = resolve_syntax(&o.syntax, text.as_deref())?;
+        let version = resolve_syntax(&o.syntax, peek(file).as_deref())?;
         let opts = Options {
             follow_includes: !o.no_includes,
             warnings_as_errors: !o.allow_warnings,
@@ -130,10 +137,7 @@ pub fn flatten(
     output: Option<&Path>,
     stdout: &mut dyn Write,
 ) -> Result<()> {
-    let text = std::fs::read(file)
-        .ok()
-        .map(|b| String::from_utf8_lossy(&b).into_owned());
-    let version = resolve_syntax(syntax, text.as_deref())?;
+    let version = resolve_syntax(syntax, peek(file).as_deref())?;
     let report = kickstart::parse_path(file, &Options::flatten(version), &FsLoader::default());
     if let Some(d) = report
         .diagnostics

@@ -33,6 +33,9 @@ use handlebars::{Handlebars, RenderError, RenderErrorReason};
 
 use crate::config::{self, Config};
 
+/// Largest template file `--templates DIR` reads (1 MiB).
+const MAX_TEMPLATE_BYTES: u64 = 1 << 20;
+
 /// The templates shipped in `templates/`, compiled into the binary.
 const BUILTIN: &[(&str, &str)] = &[
     ("cloud.ks.hbs", include_str!("../../templates/cloud.ks.hbs")),
@@ -224,8 +227,7 @@ impl Templates {
                     continue;
                 };
                 if p.is_file() && file.ends_with(".hbs") {
-                    let text = std::fs::read_to_string(&p)
-                        .with_context(|| format!("reading template {}", p.display()))?;
+                    let text = crate::fsutil::read_input(&p, "template", MAX_TEMPLATE_BYTES)?;
                     sources.push((format!("{prefix}{file}"), text));
                 }
             }
@@ -423,13 +425,20 @@ pub fn render_config(
     Ok(by_path.into_values().collect())
 }
 
-/// The rendered files whose copy under `out_dir` is missing or different.
+/// The rendered files whose copy under `out_dir` is missing or different. A copy that is not a
+/// regular file (a FIFO, a device) or is longer than the rendered text is different, and is read
+/// no further than that.
 pub fn stale_outputs(out_dir: &Path, rendered: &[Rendered]) -> Vec<PathBuf> {
     rendered
         .iter()
         .map(|r| out_dir.join(&r.path))
         .zip(rendered)
-        .filter(|(p, r)| std::fs::read(p).ok().as_deref() != Some(r.contents.as_bytes()))
+        .filter(|(p, r)| {
+            kickstart::loader::read_regular_file(p, r.contents.len() as u64)
+                .ok()
+                .as_deref()
+                != Some(r.contents.as_bytes())
+        })
         .map(|(p, _)| p)
         .collect()
 }

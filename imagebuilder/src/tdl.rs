@@ -160,9 +160,113 @@ const ARCHES: &[&str] = &[
     "i386", "x86_64", "ppc64", "ppc64le", "aarch64", "armv7l", "s390x",
 ];
 
-/// Parses and validates a TDL document.
+/// Largest TDL file the CLI reads (16 MiB): TDLs are a few KiB, but `<file>`s can be inline.
+pub const MAX_FILE_BYTES: u64 = 16 << 20;
+
+/// Deepest element nesting [`parse`] accepts (a TDL nests 5 levels). The XML parser recurses per
+/// level, so deeper documents are refused before it runs.
+pub const MAX_DEPTH: usize = 64;
+
+/// Most markup items (elements, comments, processing instructions, CDATA sections) [`parse`]
+/// accepts.
+pub const MAX_NODES: usize = 100_000;
+
+/// 1-based line and column (in characters) of byte `offset` of `text`.
+fn line_col(text: &str, offset: usize) -> (u32, u32) {
+    let before = &text[..offset];
+    let line = before.bytes().filter(|&b| b == b'\n').count() + 1;
+    let line_start = before.rfind('\n').map_or(0, |p| p + 1);
+    let col = before[line_start..].chars().count() + 1;
+    (
+        u32::try_from(line).unwrap_or(u32::MAX),
+        u32::try_from(col).unwrap_or(u32::MAX),
+    )
+}
+
+/// Checks nesting depth and size of the markup without recursion (the XML parser recurses per
+/// element level and would overflow the stack on a deep document). Malformed markup is left to the
+/// XML parser; this scan only has to count well-formed documents exactly.
+fn check_shape(text: &str) -> Result<(), TdlError> {
+    let b = text.as_bytes();
+    let find = |pat: &[u8], from: usize| -> usize {
+        let from = from.min(b.len());
+        b[from..]
+            .windows(pat.len())
+            .position(|w| w == pat)
+            .map_or(b.len(), |p| from + p + pat.len())
+    };
+    let fail = |offset: usize, message: String| {
+        let (line, column) = line_col(text, offset);
+        TdlError {
+            path: String::new(),
+            line,
+            column,
+            message,
+        }
+    };
+    let (mut depth, mut items, mut i) = (0usize, 0usize, 0usize);
+    while let Some(off) = b[i..].iter().position(|&c| c == b'<') {
+        let start = i + off;
+        let rest = &b[start..];
+        if rest.starts_with(b"<!--") {
+            i = find(b"-->", start + 4);
+        } else if rest.starts_with(b"<![CDATA[") {
+            i = find(b"]]>", start + 9);
+        } else if rest.starts_with(b"<?") {
+            i = find(b"?>", start + 2);
+        } else if rest.starts_with(b"<!") {
+            // DOCTYPE: the XML parser refuses DTDs
+            i = find(b">", start + 2);
+            continue;
+        } else if rest.starts_with(b"</") {
+            depth = depth.saturating_sub(1);
+            i = find(b">", start + 2);
+            continue;
+        } else {
+            // a start tag, up to its `>` (quoted attribute values may hold one)
+            let mut j = start + 1;
+            let mut quote = None;
+            while j < b.len() {
+                match (quote, b[j]) {
+                    (None, b'"' | b'\'') => quote = Some(b[j]),
+                    (Some(q), c) if c == q => quote = None,
+                    (None, b'>') => break,
+                    _ => {}
+                }
+                j += 1;
+            }
+            if !(j < b.len() && b[j - 1] == b'/') {
+                depth += 1;
+                if depth > MAX_DEPTH {
+                    return Err(fail(
+                        start,
+                        format!("elements nested deeper than {MAX_DEPTH} levels"),
+                    ));
+                }
+            }
+            i = (j + 1).min(b.len());
+        }
+        items += 1;
+        if items > MAX_NODES {
+            return Err(fail(
+                start,
+                format!("more than {MAX_NODES} elements, comments and processing instructions"),
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// Parses and validates a TDL document. Documents nested deeper than [`MAX_DEPTH`] or with more
+/// than [`MAX_NODES`] markup items are refused with the line:column where the limit was passed.
 pub fn parse(text: &str) -> Result<Template, TdlErrors> {
-    let doc = roxmltree::Document::parse(text).map_err(|e| {
+    check_shape(text).map_err(|e| TdlErrors(vec![e]))?;
+    let opts = roxmltree::ParsingOptions {
+        // a backstop: text nodes sit between markup items
+        nodes_limit: u32::try_from(2 * MAX_NODES + 2).unwrap_or(u32::MAX),
+        ..roxmltree::ParsingOptions::default()
+    };
+    let doc = roxmltree::Document::parse_with_options(text, opts).map_err(|e| {
         let pos = e.pos();
         TdlErrors(vec![TdlError {
             path: String::new(),
@@ -996,6 +1100,74 @@ mod tests {
         assert!(disk_size_bytes("10Ti").is_err());
         assert!(matches_disk_size_pattern("10 GiB"));
         assert!(!matches_disk_size_pattern("10 GX"));
+    }
+
+    fn nested(depth: usize) -> String {
+        let mut t = String::from("<template>\n");
+        for _ in 1..depth {
+            t.push_str("<x a='>'>");
+        }
+        for _ in 1..depth {
+            t.push_str("</x>");
+        }
+        t.push_str("</template>\n");
+        t
+    }
+
+    #[test]
+    fn deep_nesting_is_refused_before_the_xml_parser_runs() {
+        // at the limit: the XML parser runs and the validator reports the unknown element
+        let e = parse(&nested(MAX_DEPTH)).unwrap_err();
+        assert!(
+            e.0.iter()
+                .any(|x| x.message == "element `x` is not allowed here"),
+            "{e}"
+        );
+        let e = parse(&nested(MAX_DEPTH + 1)).unwrap_err();
+        assert_eq!(e.0.len(), 1, "{e}");
+        // `<template>` is on line 1, 64 `<x a='>'>` (9 characters each) on line 2
+        let col = 1 + 9 * (MAX_DEPTH as u32 - 1);
+        assert_eq!(
+            e.to_string(),
+            format!("2:{col}: elements nested deeper than 64 levels")
+        );
+        // 30,000 levels would overflow the XML parser's stack; this thread's stack is small
+        let e = std::thread::Builder::new()
+            .stack_size(256 << 10)
+            .spawn(|| parse(&nested(30_000)))
+            .unwrap()
+            .join()
+            .expect("no stack overflow")
+            .unwrap_err();
+        assert!(
+            e.to_string()
+                .ends_with("elements nested deeper than 64 levels"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn comments_cdata_and_self_closing_tags_do_not_nest() {
+        let mut t = String::from("<?xml version='1.0'?><!-- <a><b> --><template>");
+        for _ in 0..200 {
+            t.push_str("<br/><!-- <x> --><![CDATA[<y>]]><?pi <z>?>");
+        }
+        t.push_str("</template>");
+        let e = parse(&t).unwrap_err();
+        assert!(
+            e.0.iter().all(|x| !x.message.contains("nested deeper")),
+            "{e}"
+        );
+        let many = format!("<template>{}</template>", "<a/>".repeat(MAX_NODES));
+        let e = parse(&many).unwrap_err();
+        assert_eq!(e.0.len(), 1);
+        assert_eq!(
+            e.to_string(),
+            format!(
+                "1:{}: more than 100000 elements, comments and processing instructions",
+                11 + 4 * (MAX_NODES - 1)
+            )
+        );
     }
 
     #[test]

@@ -6,11 +6,11 @@ use std::collections::{BTreeSet, HashMap};
 use crate::argparse::{self, Namespace, Value};
 use crate::checks;
 use crate::error::{Diagnostic, IncludeSite, Severity};
-use crate::loader::Loader;
+use crate::loader::{Loader, MAX_TOTAL_BYTES, human_size};
 use crate::model::*;
 use crate::shlex;
 use crate::tables::{VersionSpec, tables};
-use crate::text::{is_blank_or_comment, lstrip, split_ws, splitlines, strip};
+use crate::text::{is_blank_or_comment, lstrip, split_ws, splitlines, strip, universal_newlines};
 use crate::version::Version;
 
 /// How to parse.
@@ -26,6 +26,9 @@ pub struct Options {
     pub expand_ksappend: bool,
     /// Deepest `%include` nesting accepted.
     pub max_include_depth: usize,
+    /// Most bytes of kickstart text one parse reads in total: the top-level text plus every
+    /// `%include`d and `%ksappend`ed file (default [`MAX_TOTAL_BYTES`]).
+    pub max_total_bytes: usize,
 }
 
 impl Default for Options {
@@ -36,6 +39,7 @@ impl Default for Options {
             warnings_as_errors: true,
             expand_ksappend: true,
             max_include_depth: 64,
+            max_total_bytes: MAX_TOTAL_BYTES,
         }
     }
 }
@@ -163,6 +167,8 @@ struct Parser<'a> {
     stack: Vec<Frame>,
     /// Line of the current file being read (for include sites).
     cur_file: String,
+    /// Bytes of kickstart text read so far (top-level text, includes, `%ksappend`s).
+    total_bytes: usize,
 }
 
 /// Parse kickstart text (the top-level file named `name`), resolving `%include`/`%ksappend`
@@ -187,6 +193,7 @@ pub fn parse_with(text: &str, name: &str, opts: &Options, loader: &dyn Loader) -
         dup_keys: HashMap::new(),
         stack: Vec::new(),
         cur_file: name.to_string(),
+        total_bytes: 0,
     };
     for tag in ["%pre", "%pre-install", "%post", "%onerror", "%traceback"] {
         p.scripts.insert(tag.to_string(), ScriptState::reset(tag));
@@ -199,6 +206,7 @@ pub fn parse_with(text: &str, name: &str, opts: &Options, loader: &dyn Loader) -
         key: loader.identity(name),
     });
     let res = (|| -> R<()> {
+        p.count_bytes(text.len(), name, 1)?;
         let owned;
         let text = if opts.expand_ksappend {
             owned = p.preprocess(text)?;
@@ -284,6 +292,22 @@ impl Parser<'_> {
         Ok(())
     }
 
+    /// Adds `n` bytes read from `what` (at `lineno`) to the parse's total; over
+    /// [`Options::max_total_bytes`] is an error there.
+    fn count_bytes(&mut self, n: usize, what: &str, lineno: usize) -> R<()> {
+        self.total_bytes = self.total_bytes.saturating_add(n);
+        if self.total_bytes > self.opts.max_total_bytes {
+            return Err(Raise::err(
+                format!(
+                    "{what}: the kickstart and the files it includes exceed {} in total",
+                    human_size(self.opts.max_total_bytes as u64)
+                ),
+                lineno,
+            ));
+        }
+        Ok(())
+    }
+
     /// `_tryFunc`: errors of one command or header are recorded and parsing goes on.
     fn try_func(&mut self, r: R<()>) {
         if let Err(e) = r {
@@ -308,24 +332,26 @@ impl Parser<'_> {
                     i + 1,
                 ));
             };
-            match self.loader.read(target) {
-                Ok(bytes) => match String::from_utf8(bytes) {
-                    Ok(s) => out.push_str(&s),
-                    Err(e) => return Err(Raise::noline(utf8_message(&e), i + 1)),
-                },
-                Err(e) => {
-                    return Err(Raise::err(
-                        format!("Unable to open %ksappend file: Error opening file: {e}"),
-                        i + 1,
-                    ));
-                }
+            let bytes = self.loader.read(target).map_err(|e| {
+                Raise::err(
+                    format!("Unable to open %ksappend file: Error opening file: {e}"),
+                    i + 1,
+                )
+            })?;
+            self.count_bytes(bytes.len(), &format!("%ksappend {target}"), i + 1)?;
+            match String::from_utf8(bytes) {
+                Ok(s) => out.push_str(&s),
+                Err(e) => return Err(Raise::noline(utf8_message(&e), i + 1)),
             }
         }
         Ok(out)
     }
 
     fn state_machine(&mut self, text: &str) -> R<()> {
-        let lines = splitlines(text);
+        // `\r\n` and a lone `\r` end lines as in pykickstart (`str.splitlines`); they become `\n`
+        // so that section bodies (scripts, certificates) hold no `\r`
+        let text = universal_newlines(text);
+        let lines = splitlines(&text);
         let mut it = LineIter {
             lines: &lines,
             pos: 0,
@@ -531,6 +557,7 @@ impl Parser<'_> {
                 });
             }
         };
+        self.count_bytes(bytes.len(), &format!("%include {target}"), lineno)?;
         let parent = std::mem::replace(&mut self.cur_file, path.clone());
         let dir = self.loader.dir_of(&path);
         self.stack.push(Frame {

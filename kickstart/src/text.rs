@@ -38,6 +38,15 @@ pub fn splitlines(s: &str) -> Vec<&str> {
     out
 }
 
+/// Python's universal newlines (`open()` in text mode): `\r\n` and a lone `\r` become `\n`.
+/// Lines and their numbers stay those of [`splitlines`], which ends a line at either.
+pub fn universal_newlines(s: &str) -> std::borrow::Cow<'_, str> {
+    if !s.contains('\r') {
+        return std::borrow::Cow::Borrowed(s);
+    }
+    std::borrow::Cow::Owned(s.replace("\r\n", "\n").replace('\r', "\n"))
+}
+
 /// Python `str.isspace()` for one character.
 pub fn py_space(c: char) -> bool {
     c.is_whitespace() || ('\x1c'..='\x1f').contains(&c)
@@ -215,6 +224,18 @@ mod tests {
         );
         assert_eq!(splitlines(""), Vec::<&str>::new());
         assert_eq!(splitlines("x\n"), vec!["x\n"]);
+    }
+
+    #[test]
+    fn universal_newlines_keep_the_lines() {
+        let s = "a\r\nb\rc\r\r\nd\ne\r";
+        let u = universal_newlines(s);
+        assert_eq!(u, "a\nb\nc\n\nd\ne\n");
+        assert_eq!(splitlines(&u).len(), splitlines(s).len());
+        assert!(matches!(
+            universal_newlines("x\n"),
+            std::borrow::Cow::Borrowed(_)
+        ));
     }
 
     #[test]

@@ -3,7 +3,7 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use anyhow::{Context, Result};
+use anyhow::Result;
 use clap::{Args, Subcommand};
 
 /// Validate and print Oz/ImageFactory TDL files
@@ -35,8 +35,8 @@ pub fn run(args: TdlArgs) -> Result<ExitCode> {
     match args.cmd {
         TdlCmd::Validate { files, json } => validate(&files, json),
         TdlCmd::Print { file } => {
-            let text = std::fs::read_to_string(&file)
-                .with_context(|| format!("reading {}", file.display()))?;
+            let text =
+                imagebuilder::fsutil::read_input(&file, "TDL", imagebuilder::tdl::MAX_FILE_BYTES)?;
             let t = imagebuilder::tdl::parse(&text)
                 .map_err(|e| anyhow::anyhow!("{}", prefix(&file, &e)))?;
             print!("{}", t.to_xml());
@@ -56,8 +56,7 @@ fn validate(files: &[PathBuf], json: bool) -> Result<ExitCode> {
     let mut failed = 0;
     let mut report = Vec::new();
     for f in files {
-        let text =
-            std::fs::read_to_string(f).with_context(|| format!("reading {}", f.display()))?;
+        let text = imagebuilder::fsutil::read_input(f, "TDL", imagebuilder::tdl::MAX_FILE_BYTES)?;
         match imagebuilder::tdl::parse(&text) {
             Ok(t) => {
                 if json {

@@ -230,9 +230,10 @@ pub fn build_from_kickstart_file(
     opts: KickstartImageOptions,
 ) -> Result<BuildResult> {
     let source_name = kickstart.display().to_string();
-    if !kickstart.is_file() {
+    if !kickstart.exists() {
         bail!("kickstart {source_name} not found");
     }
+    crate::fsutil::check_input(kickstart, "kickstart", kickstart::loader::MAX_FILE_BYTES)?;
     let ks = kickstart::parse_file(&source_name, kickstart::Version::devel())
         .map_err(|d| anyhow::anyhow!("{d}"))?;
     let source = KickstartSource {

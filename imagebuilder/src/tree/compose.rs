@@ -26,11 +26,10 @@ pub struct Config {
 impl Config {
     /// Reads `path` and resolves `profile` (a section name, or `DEFAULT`).
     pub fn load(path: &Path, profile: &str) -> Result<Config> {
-        if !path.is_file() {
+        if !path.exists() {
             bail!("no config file: {}", path.display());
         }
-        let text = std::fs::read_to_string(path)
-            .with_context(|| format!("reading config file {}", path.display()))?;
+        let text = crate::fsutil::read_input(path, "config file", crate::config::MAX_FILE_BYTES)?;
         let mut cfg = Config::parse(&text, path, profile)?;
         if !cfg.values.contains_key("configdir") {
             let real = path
@@ -111,9 +110,19 @@ impl Config {
         let mut raw = sections["DEFAULT"].clone();
         raw.extend(sections[profile].clone());
         let mut values = BTreeMap::new();
+        let mut done = BTreeMap::new();
+        let mut total = 0usize;
         for key in raw.keys() {
-            let v = interpolate(&raw, key, 0)
+            let (v, _) = interpolate(&raw, key, &mut done)
                 .with_context(|| format!("{}: [{profile}] {key}", path.display()))?;
+            total += v.len();
+            if total > crate::config::MAX_EXPANDED_BYTES {
+                bail!(
+                    "{}: [{profile}] {key}: the values of the profile expand to more than {} in total",
+                    path.display(),
+                    kickstart::loader::human_size(crate::config::MAX_EXPANDED_BYTES as u64)
+                );
+            }
             values.insert(key.clone(), v);
         }
         Ok(Config {
@@ -142,14 +151,26 @@ impl Config {
     }
 }
 
-fn interpolate(raw: &BTreeMap<String, String>, key: &str, depth: usize) -> Result<String> {
-    if depth > 10 {
-        bail!("interpolation of `{key}` nests too deeply (a loop?)");
+/// Expands `key` and returns it with the depth its `%(name)s` references nest to. Each key is
+/// expanded once (`done`; `None` while in progress), with `config`'s limits: configparser's depth
+/// of 10 and at most [`crate::config::MAX_VALUE_BYTES`] per value.
+fn interpolate(
+    raw: &BTreeMap<String, String>,
+    key: &str,
+    done: &mut BTreeMap<String, Option<(String, usize)>>,
+) -> Result<(String, usize)> {
+    use crate::config::{MAX_INTERPOLATION_DEPTH, MAX_VALUE_BYTES};
+    match done.get(key) {
+        Some(Some(v)) => return Ok(v.clone()),
+        Some(None) => bail!("interpolation of `{key}` loops back to itself"),
+        None => {}
     }
     let v = raw
         .get(key)
         .with_context(|| format!("`%({key})s` refers to an undefined key"))?;
+    done.insert(key.to_string(), None);
     let mut out = String::new();
+    let mut height = 0;
     let mut rest = v.as_str();
     while let Some(pos) = rest.find('%') {
         out.push_str(&rest[..pos]);
@@ -161,14 +182,34 @@ fn interpolate(raw: &BTreeMap<String, String>, key: &str, depth: usize) -> Resul
             let Some(end) = r.find(")s") else {
                 bail!("bad interpolation in `{v}`: expected %(name)s");
             };
-            out.push_str(&interpolate(raw, &r[..end].to_lowercase(), depth + 1)?);
+            let (value, h) = interpolate(raw, &r[..end].to_lowercase(), done)?;
+            height = height.max(h + 1);
+            if height > MAX_INTERPOLATION_DEPTH {
+                bail!(
+                    "interpolation of `{key}` nests deeper than {MAX_INTERPOLATION_DEPTH} levels (a loop?)"
+                );
+            }
+            if out.len() + value.len() > MAX_VALUE_BYTES {
+                bail!(
+                    "`{key}` is longer than {} after interpolation",
+                    kickstart::loader::human_size(MAX_VALUE_BYTES as u64)
+                );
+            }
+            out.push_str(&value);
             rest = &r[end + 2..];
         } else {
             bail!("bad interpolation in `{v}`: a lone `%` (write `%%`)");
         }
     }
     out.push_str(rest);
-    Ok(out)
+    if out.len() > MAX_VALUE_BYTES {
+        bail!(
+            "`{key}` is longer than {} after interpolation",
+            kickstart::loader::human_size(MAX_VALUE_BYTES as u64)
+        );
+    }
+    done.insert(key.to_string(), Some((out.clone(), height)));
+    Ok((out, height))
 }
 
 /// The repository: `--ostreerepo`, else config `ostree_repo`, else `$OSTREE_REPO`, else `./repo`.
@@ -630,6 +671,44 @@ release = 23
         assert!(format!("{err:#}").contains("undefined key"), "{err:#}");
         let err = Config::parse("[DEFAULT]\na = %(a)s\n", p, "DEFAULT").unwrap_err();
         assert!(format!("{err:#}").contains("loop"), "{err:#}");
+    }
+
+    #[test]
+    fn interpolation_is_bounded_like_config() {
+        let p = Path::new("c.ini");
+        let chain = |levels: usize, fan: usize, leaf: &str| {
+            let mut t = String::from("[DEFAULT]\n");
+            for i in 0..levels {
+                t.push_str(&format!(
+                    "k{i} = {}\n",
+                    format!("%(k{})s", i + 1).repeat(fan)
+                ));
+            }
+            t + &format!("k{levels} = {leaf}\n")
+        };
+        let c = Config::parse(&chain(10, 1, "leaf"), p, "DEFAULT").unwrap();
+        assert_eq!(c.get("k0"), Some("leaf"));
+        let err = format!(
+            "{:#}",
+            Config::parse(&chain(11, 1, "x"), p, "DEFAULT").unwrap_err()
+        );
+        assert!(err.contains("nests deeper than 10 levels"), "{err}");
+        let err = format!(
+            "{:#}",
+            Config::parse(&chain(10, 2, &"y".repeat(1024)), p, "DEFAULT").unwrap_err()
+        );
+        assert!(
+            err.contains("longer than 64 KiB after interpolation"),
+            "{err}"
+        );
+        // 1000 references per level and an empty leaf: each key is expanded once
+        let c = Config::parse(&chain(10, 1000, ""), p, "DEFAULT").unwrap();
+        assert_eq!(c.get("k0"), None);
+        let err = Config::load(Path::new("/dev/zero"), "DEFAULT").unwrap_err();
+        assert!(
+            format!("{err:#}").ends_with("/dev/zero: not a regular file (a character device)"),
+            "{err:#}"
+        );
     }
 
     #[test]
