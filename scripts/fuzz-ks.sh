@@ -11,8 +11,8 @@ export RUSTFLAGS="-Cpasses=sancov-module -Cllvm-args=-sanitizer-coverage-level=4
 TARGET="$(rustc -vV | sed -n "s/^host: //p")"
 cargo build --release --manifest-path fuzz/Cargo.toml --target-dir target/fuzz --target "$TARGET" --bin parse
 mkdir -p target/fuzz/corpus/parse fuzz/artifacts/parse
-# seeds: the shared corpus and the checked-in regression inputs
-find ../shared/kickstart-corpus -name '*.ks' -exec cp -t target/fuzz/corpus/parse {} + 2>/dev/null || true
+# seeds: the vendored corpus and the checked-in regression inputs
+find tests/fixtures/kickstart-corpus -name '*.ks' -exec cp -t target/fuzz/corpus/parse {} + 2>/dev/null || true
 cp fuzz/regressions/* target/fuzz/corpus/parse/ 2>/dev/null || true
 exec "target/fuzz/$TARGET/release/parse" target/fuzz/corpus/parse -runs="$RUNS" \
   -max_len=1024 ${FUZZ_MAX_TIME:+-max_total_time=$FUZZ_MAX_TIME} -timeout=10 -rss_limit_mb=2048 -artifact_prefix=fuzz/artifacts/parse/ -print_final_stats=1

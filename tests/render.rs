@@ -252,7 +252,7 @@ fn fedora_atomic_cloud_kickstart_keeps_the_atomicos_layout() {
 fn xmllint_ok(file: &Path) -> bool {
     Command::new("xmllint")
         .args(["--noout", "--relaxng"])
-        .arg(root().join("../shared/reference/data/tdl.rng"))
+        .arg(root().join("tests/fixtures/tdl/tdl.rng"))
         .arg(file)
         .output()
         .expect("xmllint (libxml2-utils)")
@@ -262,7 +262,7 @@ fn xmllint_ok(file: &Path) -> bool {
 
 #[test]
 fn rendered_tdls_pass_xmllint_relaxng_and_our_validator() {
-    let rng = root().join("../shared/reference/data/tdl.rng");
+    let rng = root().join("tests/fixtures/tdl/tdl.rng");
     let mut n = 0;
     for e in fs::read_dir(root().join("tdl")).unwrap() {
         let p = e.unwrap().path();

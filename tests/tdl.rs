@@ -9,7 +9,7 @@ const BIN: &str = env!("CARGO_BIN_EXE_imagebuilder");
 const ROOT: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/..");
 
 fn reference() -> PathBuf {
-    Path::new(ROOT).join("../shared/reference/data")
+    Path::new(ROOT).join("tests/fixtures/tdl")
 }
 
 fn validate(files: &[&Path]) -> Output {
@@ -33,7 +33,7 @@ fn xmllint_accepts(file: &Path) -> bool {
 
 #[test]
 fn accepts_the_fedora_sample_tdls() {
-    let dir = reference().join("tdl-samples");
+    let dir = reference().join("samples");
     let files: Vec<PathBuf> = [
         "fedora-atomic-22.tdl",
         "fedora-atomic-f23.tdl",
@@ -315,7 +315,7 @@ fn malformed_xml_is_reported_with_line_and_column() {
 
 #[test]
 fn json_output_carries_the_model() {
-    let f = reference().join("tdl-samples/fedora-atomic-22.tdl");
+    let f = reference().join("samples/fedora-atomic-22.tdl");
     let o = Command::new(BIN)
         .args(["tdl", "validate", "--json"])
         .arg(&f)

@@ -22,7 +22,7 @@ fn files(dir: &Path, out: &mut Vec<PathBuf>) {
 
 fn main() {
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
-    let corpus = root.join("../shared/kickstart-corpus");
+    let corpus = root.join("tests/fixtures/kickstart-corpus");
     let mut list = Vec::new();
     files(&corpus, &mut list);
     list.sort();

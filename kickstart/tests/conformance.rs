@@ -1,4 +1,4 @@
-//! Conformance against pykickstart 3.78: every kickstart of `../shared/kickstart-corpus/` under
+//! Conformance against pykickstart 3.78: every kickstart of `tests/fixtures/kickstart-corpus/` under
 //! several syntax versions, validated by pykickstart (one Python process, `pykickstart_oracle.py`)
 //! and by this crate; verdicts (and the first error line when both reject) must agree except for
 //! the entries of `conformance-exceptions.txt`, each of which gives its reason.
@@ -74,7 +74,7 @@ fn corpus_verdicts_match_pykickstart() {
         "{} is missing: run scripts/install-deps.sh (pykickstart 3.78 is the conformance oracle)",
         python.display()
     );
-    let corpus = root.join("../shared/kickstart-corpus");
+    let corpus = root.join("tests/fixtures/kickstart-corpus");
     let mut files = Vec::new();
     corpus_files(&corpus, &mut files);
     assert!(files.len() > 100, "corpus has only {} files", files.len());

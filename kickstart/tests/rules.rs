@@ -1,4 +1,4 @@
-//! One case per rule of `../shared/reference/kickstart-syntax.md` (tokenizer, state machine,
+//! One case per rule of pykickstart 3.78's kickstart syntax (tokenizer, state machine,
 //! includes, argparse semantics, per-command checks, warnings). Expected verdicts, first-error
 //! lines and messages were produced by pykickstart 3.78 (`tests/pykickstart_oracle.py`) on the same
 //! inputs; `line: None` is where pykickstart has no line number (we report one anyway).
