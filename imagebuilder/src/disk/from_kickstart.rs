@@ -338,6 +338,10 @@ pub fn build_from_kickstart(
         size: opts.size,
         kickstart_path: source.path.clone(),
         kickstart_sha256: Some(source.sha256.clone()),
+        id_seed: Some({
+            use sha2::Digest as _;
+            super::outputs::hex(&sha2::Sha256::digest(kickstart::write(ks)))
+        }),
         source_date_epoch: opts.source_date_epoch,
     };
     let config = KickstartConfig { ks };

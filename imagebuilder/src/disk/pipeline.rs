@@ -63,6 +63,10 @@ pub struct ImageJob {
     /// The kickstart's path and SHA-256 (for metadata and reproducible ids).
     pub kickstart_path: Option<PathBuf>,
     pub kickstart_sha256: Option<String>,
+    /// What reproducible ids derive from besides the epoch, ref and name (default: the kickstart's
+    /// sha256): the kickstart build passes the hash of what the kickstart says, so that its CRLF
+    /// twin or a copy with other comments builds the same disk.
+    pub id_seed: Option<String>,
     /// `SOURCE_DATE_EPOCH`: reproducible ids and timestamps.
     pub source_date_epoch: Option<i64>,
 }
@@ -269,7 +273,11 @@ fn kernel_args(layout: &Layout, req: &DiskRequest) -> Result<Vec<String>> {
 fn id_source(job: &ImageJob) -> IdSource {
     match job.source_date_epoch {
         Some(epoch) => {
-            let ks = job.kickstart_sha256.clone().unwrap_or_default();
+            let ks = job
+                .id_seed
+                .clone()
+                .or_else(|| job.kickstart_sha256.clone())
+                .unwrap_or_default();
             let r = job.reference.clone().unwrap_or_default();
             IdSource::derived(format!("{epoch}\0{ks}\0{r}\0{}", job.name).as_bytes())
         }
