@@ -322,8 +322,8 @@ fn bad_inputs_are_clear_errors() {
         .arg(e.root.join("missing.ini"))
         .output()
         .unwrap();
-    assert_fails(&out, "no config file");
-    assert_fails(&e.compose(&["-p", "nosuch"]), "\"nosuch\" is not a section");
+    assert_fails(&out, "missing.ini: cannot read: No such file or directory");
+    assert_fails(&e.compose(&["-p", "nosuch"]), "profile `nosuch` not found");
     // No rpm-ostree on the host and no --container.
     write(
         &e.config.parent().unwrap().join("testos-base.json"),

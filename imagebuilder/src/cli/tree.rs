@@ -118,12 +118,12 @@ pub fn treecompose(a: TreecomposeArgs) -> Result<ExitCode> {
         let cfg = a
             .config
             .as_deref()
-            .map(|c| compose::Config::load(c, &a.profile))
+            .map(|c| imagebuilder::config::load(c, Some(&a.profile)).map(|l| l.config))
             .transpose()?;
         let repo_path = compose::repo_path(a.ostreerepo.as_deref(), cfg.as_ref())?;
         let reference = match (a.reference, &cfg) {
             (Some(r), _) => r,
-            (None, Some(c)) => c.require("ref")?.to_owned(),
+            (None, Some(c)) => c.ostree_ref.clone(),
             (None, None) => anyhow::bail!("--ref is required with --rootfs (or -c with a `ref`)"),
         };
         let version = match (a.version, policy) {

@@ -2,10 +2,9 @@
 //! fill `ref`/`selinux`/`osname`, initialise the repository, compute the next version, run
 //! `rpm-ostree compose tree` (on the host or in a podman/docker container), update the summary.
 //!
-//! The config.ini reader here is deliberately small and private to this module (sections, `[DEFAULT]`,
-//! `%(name)s` interpolation); the project's full typed reader can replace [`Config`] later.
+//! config.ini is read by [`crate::config`], the same reader `render` uses.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
@@ -15,208 +14,13 @@ use serde_json::{Map, Value};
 use super::sign::GpgKey;
 use super::version::{Policy, next_version};
 use crate::cmd::CommandExt;
-
-/// Values of one config.ini profile (the profile's section over `[DEFAULT]`), interpolated.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Config {
-    path: PathBuf,
-    values: BTreeMap<String, String>,
-}
-
-impl Config {
-    /// Reads `path` and resolves `profile` (a section name, or `DEFAULT`).
-    pub fn load(path: &Path, profile: &str) -> Result<Config> {
-        if !path.exists() {
-            bail!("no config file: {}", path.display());
-        }
-        let text = crate::fsutil::read_input(path, "config file", crate::config::MAX_FILE_BYTES)?;
-        let mut cfg = Config::parse(&text, path, profile)?;
-        if !cfg.values.contains_key("configdir") {
-            let real = path
-                .canonicalize()
-                .with_context(|| format!("resolving {}", path.display()))?;
-            let dir = real.parent().unwrap_or(Path::new("/")).to_path_buf();
-            cfg.values
-                .insert("configdir".into(), dir.to_string_lossy().into_owned());
-        }
-        Ok(cfg)
-    }
-
-    /// Parses config.ini text; `path` only names the file in errors.
-    pub fn parse(text: &str, path: &Path, profile: &str) -> Result<Config> {
-        let mut sections: BTreeMap<String, BTreeMap<String, String>> = BTreeMap::new();
-        sections.insert("DEFAULT".into(), BTreeMap::new());
-        let mut current: Option<String> = None;
-        let mut last_key: Option<String> = None;
-        for (i, raw) in text.lines().enumerate() {
-            let lineno = i + 1;
-            let line = raw.trim_end();
-            let trimmed = line.trim_start();
-            if trimmed.is_empty() || trimmed.starts_with('#') || trimmed.starts_with(';') {
-                continue;
-            }
-            if line.starts_with([' ', '\t']) {
-                // Continuation of the previous value.
-                let (Some(sec), Some(key)) = (&current, &last_key) else {
-                    bail!("{}:{lineno}: indented line outside a value", path.display());
-                };
-                let v = sections
-                    .get_mut(sec)
-                    .and_then(|s| s.get_mut(key))
-                    .context("continuation")?;
-                v.push('\n');
-                v.push_str(trimmed);
-                continue;
-            }
-            if let Some(rest) = trimmed.strip_prefix('[') {
-                let Some(name) = rest.strip_suffix(']') else {
-                    bail!("{}:{lineno}: section header without `]`", path.display());
-                };
-                sections.entry(name.trim().to_owned()).or_default();
-                current = Some(name.trim().to_owned());
-                last_key = None;
-                continue;
-            }
-            let Some(sec) = &current else {
-                bail!(
-                    "{}:{lineno}: `{trimmed}` before any [section] header",
-                    path.display()
-                );
-            };
-            let Some(pos) = trimmed.find(['=', ':']) else {
-                bail!(
-                    "{}:{lineno}: expected `key = value`, got `{trimmed}`",
-                    path.display()
-                );
-            };
-            let key = trimmed[..pos].trim().to_lowercase();
-            if key.is_empty() {
-                bail!("{}:{lineno}: empty key", path.display());
-            }
-            let value = trimmed[pos + 1..].trim().to_owned();
-            sections
-                .get_mut(sec)
-                .context("section")?
-                .insert(key.clone(), value);
-            last_key = Some(key);
-        }
-        if !sections.contains_key(profile) {
-            bail!(
-                "profile {profile:?} is not a section of {} (sections: {})",
-                path.display(),
-                sections.keys().cloned().collect::<Vec<_>>().join(", ")
-            );
-        }
-        let mut raw = sections["DEFAULT"].clone();
-        raw.extend(sections[profile].clone());
-        let mut values = BTreeMap::new();
-        let mut done = BTreeMap::new();
-        let mut total = 0usize;
-        for key in raw.keys() {
-            let (v, _) = interpolate(&raw, key, &mut done)
-                .with_context(|| format!("{}: [{profile}] {key}", path.display()))?;
-            total += v.len();
-            if total > crate::config::MAX_EXPANDED_BYTES {
-                bail!(
-                    "{}: [{profile}] {key}: the values of the profile expand to more than {} in total",
-                    path.display(),
-                    kickstart::loader::human_size(crate::config::MAX_EXPANDED_BYTES as u64)
-                );
-            }
-            values.insert(key.clone(), v);
-        }
-        Ok(Config {
-            path: path.to_owned(),
-            values,
-        })
-    }
-
-    /// A value, `None` when missing or empty.
-    pub fn get(&self, key: &str) -> Option<&str> {
-        self.values
-            .get(key)
-            .map(String::as_str)
-            .filter(|v| !v.is_empty())
-    }
-
-    /// A value that must be present.
-    pub fn require(&self, key: &str) -> Result<&str> {
-        self.get(key)
-            .with_context(|| format!("{}: no `{key}` set", self.path.display()))
-    }
-
-    /// The directory the treefile and its companions are looked up in.
-    pub fn configdir(&self) -> PathBuf {
-        PathBuf::from(self.get("configdir").unwrap_or("."))
-    }
-}
-
-/// Expands `key` and returns it with the depth its `%(name)s` references nest to. Each key is
-/// expanded once (`done`; `None` while in progress), with `config`'s limits: configparser's depth
-/// of 10 and at most [`crate::config::MAX_VALUE_BYTES`] per value.
-fn interpolate(
-    raw: &BTreeMap<String, String>,
-    key: &str,
-    done: &mut BTreeMap<String, Option<(String, usize)>>,
-) -> Result<(String, usize)> {
-    use crate::config::{MAX_INTERPOLATION_DEPTH, MAX_VALUE_BYTES};
-    match done.get(key) {
-        Some(Some(v)) => return Ok(v.clone()),
-        Some(None) => bail!("interpolation of `{key}` loops back to itself"),
-        None => {}
-    }
-    let v = raw
-        .get(key)
-        .with_context(|| format!("`%({key})s` refers to an undefined key"))?;
-    done.insert(key.to_string(), None);
-    let mut out = String::new();
-    let mut height = 0;
-    let mut rest = v.as_str();
-    while let Some(pos) = rest.find('%') {
-        out.push_str(&rest[..pos]);
-        let after = &rest[pos + 1..];
-        if let Some(r) = after.strip_prefix('%') {
-            out.push('%');
-            rest = r;
-        } else if let Some(r) = after.strip_prefix('(') {
-            let Some(end) = r.find(")s") else {
-                bail!("bad interpolation in `{v}`: expected %(name)s");
-            };
-            let (value, h) = interpolate(raw, &r[..end].to_lowercase(), done)?;
-            height = height.max(h + 1);
-            if height > MAX_INTERPOLATION_DEPTH {
-                bail!(
-                    "interpolation of `{key}` nests deeper than {MAX_INTERPOLATION_DEPTH} levels (a loop?)"
-                );
-            }
-            if out.len() + value.len() > MAX_VALUE_BYTES {
-                bail!(
-                    "`{key}` is longer than {} after interpolation",
-                    kickstart::loader::human_size(MAX_VALUE_BYTES as u64)
-                );
-            }
-            out.push_str(&value);
-            rest = &r[end + 2..];
-        } else {
-            bail!("bad interpolation in `{v}`: a lone `%` (write `%%`)");
-        }
-    }
-    out.push_str(rest);
-    if out.len() > MAX_VALUE_BYTES {
-        bail!(
-            "`{key}` is longer than {} after interpolation",
-            kickstart::loader::human_size(MAX_VALUE_BYTES as u64)
-        );
-    }
-    done.insert(key.to_string(), Some((out.clone(), height)));
-    Ok((out, height))
-}
+use crate::config::Config;
 
 /// The repository: `--ostreerepo`, else config `ostree_repo`, else `$OSTREE_REPO`, else `./repo`.
 pub fn repo_path(flag: Option<&Path>, cfg: Option<&Config>) -> Result<PathBuf> {
-    let p = match (flag, cfg.and_then(|c| c.get("ostree_repo"))) {
+    let p = match (flag, cfg.and_then(|c| c.ostree_repo.as_ref())) {
         (Some(f), _) => f.to_owned(),
-        (None, Some(c)) => PathBuf::from(c),
+        (None, Some(c)) => c.clone(),
         (None, None) => match std::env::var_os("OSTREE_REPO").filter(|v| !v.is_empty()) {
             Some(e) => PathBuf::from(e),
             None => PathBuf::from("repo"),
@@ -337,32 +141,20 @@ pub fn merge(mut base: Map<String, Value>, over: Map<String, Value>) -> Map<Stri
 /// Fills `ref`, `selinux` and `osname` from the config when the treefile lacks them; a treefile `ref`
 /// that disagrees with the config's is an error (the toolbox let them differ silently).
 pub fn fill_from_config(tree: &mut Map<String, Value>, cfg: &Config) -> Result<String> {
-    let cfg_ref = cfg.get("ref");
-    let reference = match (tree.get("ref"), cfg_ref) {
-        (Some(Value::String(t)), Some(c)) if t != c && !t.contains("${") => {
+    let c = cfg.ostree_ref.as_str();
+    let reference = match tree.get("ref") {
+        Some(Value::String(t)) if t != c && !t.contains("${") => {
             bail!("the treefile's ref {t} differs from config.ini's ref {c}; make them agree")
         }
-        (Some(Value::String(t)), c) => c.map_or_else(|| t.clone(), str::to_owned),
-        (Some(other), _) => bail!("the treefile's `ref` must be a string, got {other}"),
-        (None, Some(c)) => {
-            tree.insert("ref".into(), Value::String(c.to_owned()));
-            c.to_owned()
-        }
-        (None, None) => bail!("no ref: set `ref` in config.ini or in the treefile"),
+        Some(Value::String(_)) | None => c.to_owned(),
+        Some(other) => bail!("the treefile's `ref` must be a string, got {other}"),
     };
+    tree.insert("ref".into(), Value::String(reference.clone()));
     if !tree.contains_key("selinux") {
-        let s = cfg.get("selinux").unwrap_or("true");
-        let b = match s.to_ascii_lowercase().as_str() {
-            "1" | "yes" | "true" | "on" => true,
-            "0" | "no" | "false" | "off" => false,
-            _ => bail!("config.ini: selinux = {s} is not a boolean (true/false)"),
-        };
-        tree.insert("selinux".into(), Value::Bool(b));
+        tree.insert("selinux".into(), Value::Bool(cfg.selinux));
     }
-    if !tree.contains_key("osname")
-        && let Some(os) = cfg.get("os_name")
-    {
-        tree.insert("osname".into(), Value::String(os.to_owned()));
+    if !tree.contains_key("osname") {
+        tree.insert("osname".into(), Value::String(cfg.os_name.clone()));
     }
     Ok(reference)
 }
@@ -502,19 +294,26 @@ pub struct ComposeOutcome {
 
 /// Runs a whole treecompose (see the module documentation).
 pub fn treecompose(opts: &ComposeOptions) -> Result<ComposeOutcome> {
-    let cfg = Config::load(&opts.config, &opts.profile)?;
-    let tree_file = cfg.configdir().join(cfg.require("tree_file")?);
+    let loaded = crate::config::load(&opts.config, Some(&opts.profile))?;
+    let cfg = &loaded.config;
+    let tree_file = cfg.tree_file_path().with_context(|| {
+        format!(
+            "{}: no `tree_file` set in profile [{}]",
+            opts.config.display(),
+            loaded.profile
+        )
+    })?;
     let (mut tree, files) = flatten_treefile(&tree_file)?;
-    let reference = fill_from_config(&mut tree, &cfg)?;
+    let reference = fill_from_config(&mut tree, cfg)?;
     ostree::validate_rev(&reference).with_context(|| format!("invalid ref {reference:?}"))?;
     let runner = pick_runner(opts.container.as_deref())?;
     if let Some(k) = &opts.gpg {
         k.check_available()?;
     }
 
-    let repo_path = std::path::absolute(repo_path(opts.ostreerepo.as_deref(), Some(&cfg))?)
+    let repo_path = std::path::absolute(repo_path(opts.ostreerepo.as_deref(), Some(cfg))?)
         .context("resolving the repository path")?;
-    let cachedir = cfg.get("rpmostree_cache_dir").map(PathBuf::from);
+    let cachedir = cfg.rpmostree_cache_dir.clone();
     // The version is computed before anything is written: a bad policy leaves no trace.
     let (previous, version) = if repo_path.exists() {
         let repo = super::repo::open(&repo_path)?;
@@ -640,74 +439,29 @@ ostree_repo = %(outputdir)s/repo
 release = 23
 ";
 
+    fn parse(text: &str, profile: &str) -> Config {
+        crate::config::parse(
+            text,
+            crate::config::Format::Ini,
+            Path::new("c.ini"),
+            Some(profile),
+        )
+        .unwrap()
+        .config
+    }
+
     #[test]
-    fn config_profiles_and_interpolation() {
-        let p = Path::new("config.ini");
-        let c = Config::parse(INI, p, "DEFAULT").unwrap();
+    fn config_ini_is_read_by_the_project_reader() {
+        let c = parse(INI, "DEFAULT");
+        assert_eq!(c.ostree_ref, "fedora-atomic/rawhide/x86_64/docker-host");
         assert_eq!(
-            c.get("ref"),
-            Some("fedora-atomic/rawhide/x86_64/docker-host")
+            c.tree_file.as_deref(),
+            Some(Path::new("fedora-atomic-docker-host.json"))
         );
-        assert_eq!(c.get("tree_file"), Some("fedora-atomic-docker-host.json"));
-        assert_eq!(c.get("outputdir"), None);
-        assert_eq!(c.get("ostree_repo"), Some("/repo"));
-        let c = Config::parse(INI, p, "f23").unwrap();
-        assert_eq!(c.get("ref"), Some("fedora-atomic/23/x86_64/docker-host"));
-        let err = Config::parse(INI, p, "nope").unwrap_err();
-        assert!(
-            format!("{err:#}").contains("\"nope\" is not a section"),
-            "{err:#}"
-        );
-    }
-
-    #[test]
-    fn config_errors_name_file_and_line() {
-        let p = Path::new("c.ini");
-        let err = Config::parse("[DEFAULT]\nfoo\n", p, "DEFAULT").unwrap_err();
-        assert!(format!("{err:#}").contains("c.ini:2"), "{err:#}");
-        let err = Config::parse("x = 1\n", p, "DEFAULT").unwrap_err();
-        assert!(format!("{err:#}").contains("c.ini:1"), "{err:#}");
-        let err = Config::parse("[DEFAULT]\na = %(b)s\n", p, "DEFAULT").unwrap_err();
-        assert!(format!("{err:#}").contains("undefined key"), "{err:#}");
-        let err = Config::parse("[DEFAULT]\na = %(a)s\n", p, "DEFAULT").unwrap_err();
-        assert!(format!("{err:#}").contains("loop"), "{err:#}");
-    }
-
-    #[test]
-    fn interpolation_is_bounded_like_config() {
-        let p = Path::new("c.ini");
-        let chain = |levels: usize, fan: usize, leaf: &str| {
-            let mut t = String::from("[DEFAULT]\n");
-            for i in 0..levels {
-                t.push_str(&format!(
-                    "k{i} = {}\n",
-                    format!("%(k{})s", i + 1).repeat(fan)
-                ));
-            }
-            t + &format!("k{levels} = {leaf}\n")
-        };
-        let c = Config::parse(&chain(10, 1, "leaf"), p, "DEFAULT").unwrap();
-        assert_eq!(c.get("k0"), Some("leaf"));
-        let err = format!(
-            "{:#}",
-            Config::parse(&chain(11, 1, "x"), p, "DEFAULT").unwrap_err()
-        );
-        assert!(err.contains("nests deeper than 10 levels"), "{err}");
-        let err = format!(
-            "{:#}",
-            Config::parse(&chain(10, 2, &"y".repeat(1024)), p, "DEFAULT").unwrap_err()
-        );
-        assert!(
-            err.contains("longer than 64 KiB after interpolation"),
-            "{err}"
-        );
-        // 1000 references per level and an empty leaf: each key is expanded once
-        let c = Config::parse(&chain(10, 1000, ""), p, "DEFAULT").unwrap();
-        assert_eq!(c.get("k0"), None);
-        let err = Config::load(Path::new("/dev/zero"), "DEFAULT").unwrap_err();
-        assert!(
-            format!("{err:#}").ends_with("/dev/zero: not a regular file (a character device)"),
-            "{err:#}"
+        assert_eq!(c.ostree_repo.as_deref(), Some(Path::new("/repo")));
+        assert_eq!(
+            parse(INI, "f23").ostree_ref,
+            "fedora-atomic/23/x86_64/docker-host"
         );
     }
 
@@ -766,7 +520,7 @@ release = 23
 
     #[test]
     fn fill_ref_selinux_osname() {
-        let c = Config::parse(INI, Path::new("c.ini"), "DEFAULT").unwrap();
+        let c = parse(INI, "DEFAULT");
         let mut t = Map::new();
         let r = fill_from_config(&mut t, &c).unwrap();
         assert_eq!(r, "fedora-atomic/rawhide/x86_64/docker-host");
@@ -775,14 +529,10 @@ release = 23
         assert_eq!(t["osname"], json!("fedora-atomic"));
         let mut t = json!({"ref": "other/ref"}).as_object().unwrap().clone();
         assert!(fill_from_config(&mut t, &c).is_err());
-        let c = Config::parse(
-            "[DEFAULT]\nref = a/b\nselinux = maybe\n",
-            Path::new("c.ini"),
-            "DEFAULT",
-        )
-        .unwrap();
-        let err = fill_from_config(&mut Map::new(), &c).unwrap_err();
-        assert!(err.to_string().contains("selinux"), "{err}");
+        let off = parse(&format!("{INI}selinux = off\n"), "f23");
+        let mut t = Map::new();
+        fill_from_config(&mut t, &off).unwrap();
+        assert_eq!(t["selinux"], json!(false));
     }
 
     #[test]
@@ -838,12 +588,10 @@ release = 23
 
     #[test]
     fn repo_path_precedence() {
-        let c = Config::parse(
-            "[DEFAULT]\nostree_repo = /from/config\n",
-            Path::new("c"),
+        let c = parse(
+            &INI.replace("%(outputdir)s/repo", "/from/config"),
             "DEFAULT",
-        )
-        .unwrap();
+        );
         assert_eq!(
             repo_path(Some(Path::new("/flag")), Some(&c)).unwrap(),
             PathBuf::from("/flag")
