@@ -558,10 +558,10 @@ fn log_in(login: &Login, qemu: &mut Qemu, con: &mut Console) -> Result<()> {
             bail!("login as `{}` refused: Login incorrect", login.user);
         }
         // The whole line, so that the next command's output starts after it.
-        if let Some(i) = find(&con.buf, ready.as_bytes(), from) {
-            if find(&con.buf, b"\n", i).is_some() {
-                return Ok(());
-            }
+        if let Some(i) = find(&con.buf, ready.as_bytes(), from)
+            && find(&con.buf, b"\n", i).is_some()
+        {
+            return Ok(());
         }
         if last_try.elapsed() >= Duration::from_secs(3) {
             con.send("echo IB-READY-$((6*7))\n")?;

@@ -462,21 +462,19 @@ fn parse_ini(text: &str, origin: &Path) -> Result<Document, ConfigError> {
             // continuation; treat blank/comment lines as terminating nothing.
             continue;
         }
-        if indented {
-            if let (Some(sec), Some(key)) = (current, last_key.as_ref()) {
-                let section = match sec {
-                    None => &mut doc.defaults,
-                    Some(i) => &mut doc.sections[i],
-                };
-                if let Some(Entry {
-                    value: RawValue::Ini(v),
-                    ..
-                }) = section.entries.get_mut(key)
-                {
-                    v.push('\n');
-                    v.push_str(trimmed);
-                    continue;
-                }
+        if indented && let (Some(sec), Some(key)) = (current, last_key.as_ref()) {
+            let section = match sec {
+                None => &mut doc.defaults,
+                Some(i) => &mut doc.sections[i],
+            };
+            if let Some(Entry {
+                value: RawValue::Ini(v),
+                ..
+            }) = section.entries.get_mut(key)
+            {
+                v.push('\n');
+                v.push_str(trimmed);
+                continue;
             }
         }
         if let Some(rest) = trimmed.strip_prefix('[') {

@@ -239,10 +239,10 @@ pub fn parse_built(stdout: &str, storage: &Path) -> Result<Built> {
             .find_map(|l| l.trim().strip_prefix(key).map(|v| v.trim().to_string()))
     };
     let id = field("UUID:").context("imagefactory printed no `UUID:` line")?;
-    if let Some(status) = field("Status:") {
-        if !status.eq_ignore_ascii_case("COMPLETE") {
-            bail!("imagefactory build {id} ended with status {status}");
-        }
+    if let Some(status) = field("Status:")
+        && !status.eq_ignore_ascii_case("COMPLETE")
+    {
+        bail!("imagefactory build {id} ended with status {status}");
     }
     let data = field("Image filename:")
         .map(PathBuf::from)

@@ -782,19 +782,18 @@ impl<'i> Validator<'_, 'i> {
             let signed = flag(self, "signed", false);
             let persisted = flag(self, "persisted", true);
             let sslverify = flag(self, "sslverify", false);
-            if let Some(u) = &url {
-                if let Some(host) = url_host(u) {
-                    if matches!(
-                        host.to_ascii_lowercase().as_str(),
-                        "localhost" | "127.0.0.1" | "localhost.localdomain"
-                    ) {
-                        let at = get(&kids, "url").unwrap_or(r);
-                        self.err(
+            if let Some(u) = &url
+                && let Some(host) = url_host(u)
+                && matches!(
+                    host.to_ascii_lowercase().as_str(),
+                    "localhost" | "127.0.0.1" | "localhost.localdomain"
+                )
+            {
+                let at = get(&kids, "url").unwrap_or(r);
+                self.err(
                             at,
                             format!("repositories cannot be on localhost (`{host}`): the guest cannot reach them"),
                         );
-                    }
-                }
             }
             if let (Some(name), Some(url)) = (name, url) {
                 out.push(Repository {

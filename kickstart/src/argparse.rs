@@ -224,13 +224,13 @@ fn parse_optional(p: &ParserSpec, arg: &str) -> Result<Option<Class>, String> {
     if arg.len() == 1 {
         return Ok(None);
     }
-    if let Some((os, ex)) = arg.split_once('=') {
-        if let Some((_, a)) = p.strings.iter().find(|(s, _)| s == os) {
-            return Ok(Some(Class::Opt {
-                action: Some(*a),
-                explicit: Some(ex.to_string()),
-            }));
-        }
+    if let Some((os, ex)) = arg.split_once('=')
+        && let Some((_, a)) = p.strings.iter().find(|(s, _)| s == os)
+    {
+        return Ok(Some(Class::Opt {
+            action: Some(*a),
+            explicit: Some(ex.to_string()),
+        }));
     }
     // prefix matching
     let mut matches: Vec<(usize, &str, Option<String>)> = Vec::new();
@@ -738,14 +738,13 @@ pub fn parse(p: &'static ParserSpec, args: &[String], known: bool) -> Outcome {
                 a.opts.is_empty() && matches!(nargs(a), Nargs::One | Nargs::Plus | Nargs::N(_));
             if a.required || positional_required {
                 missing.push(action_name(a));
-            } else if let serde_json::Value::String(d) = &a.default {
-                if d != "==SUPPRESS=="
-                    && st.ns.get(&a.dest) == &Value::Str(d.clone())
-                    && a.ty.is_some()
-                {
-                    let v = convert(a, d)?;
-                    st.ns.set(a.dest.as_str(), v);
-                }
+            } else if let serde_json::Value::String(d) = &a.default
+                && d != "==SUPPRESS=="
+                && st.ns.get(&a.dest) == &Value::Str(d.clone())
+                && a.ty.is_some()
+            {
+                let v = convert(a, d)?;
+                st.ns.set(a.dest.as_str(), v);
             }
         }
         if !missing.is_empty() {

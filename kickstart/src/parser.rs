@@ -364,10 +364,10 @@ impl Parser<'_> {
             }
             lineno += 1;
             if is_blank_or_comment(line) {
-                if self.state.is_none() {
-                    if let Some(rest) = line.strip_prefix("#platform=") {
-                        self.ks.platform = Some(strip(rest).to_string());
-                    }
+                if self.state.is_none()
+                    && let Some(rest) = line.strip_prefix("#platform=")
+                {
+                    self.ks.platform = Some(strip(rest).to_string());
                 }
                 continue;
             }
@@ -755,13 +755,14 @@ impl Parser<'_> {
         };
         self.seen.insert(spec.obj);
         for c in &spec.conflicts {
-            if let Some(other) = self.ver.commands.get(c) {
-                if other.obj != spec.obj && self.seen.contains(&other.obj) {
-                    return Err(Raise::err(
-                        format!("The {name} and {c} commands can't be used at the same time."),
-                        lineno,
-                    ));
-                }
+            if let Some(other) = self.ver.commands.get(c)
+                && other.obj != spec.obj
+                && self.seen.contains(&other.obj)
+            {
+                return Err(Raise::err(
+                    format!("The {name} and {c} commands can't be used at the same time."),
+                    lineno,
+                ));
             }
         }
         match spec.status.as_str() {
@@ -840,14 +841,13 @@ impl Parser<'_> {
         self.issues(issues, lineno)?;
         if spec.list {
             let dup = checks::duplicate_key(&spec.class, &ns);
-            if let Some((key, msg)) = &dup {
-                if self
+            if let Some((key, msg)) = &dup
+                && self
                     .dup_keys
                     .get(&spec.obj)
                     .is_some_and(|set| set.contains(key))
-                {
-                    self.warn(msg.clone(), lineno)?;
-                }
+            {
+                self.warn(msg.clone(), lineno)?;
             }
             if let Some((key, _)) = dup {
                 self.dup_keys.entry(spec.obj).or_default().insert(key);

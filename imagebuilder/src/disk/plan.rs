@@ -285,15 +285,16 @@ impl Layout {
                 });
             }
         }
-        if let Some(rp) = &req.reqpart {
-            if rp.add_boot && !wanted.iter().any(|p| p.mountpoint == "/boot") {
-                wanted.push(PartitionRequest {
-                    line: rp.line,
-                    mountpoint: "/boot".into(),
-                    size_mib: Some(BOOT_MIB),
-                    ..Default::default()
-                });
-            }
+        if let Some(rp) = &req.reqpart
+            && rp.add_boot
+            && !wanted.iter().any(|p| p.mountpoint == "/boot")
+        {
+            wanted.push(PartitionRequest {
+                line: rp.line,
+                mountpoint: "/boot".into(),
+                size_mib: Some(BOOT_MIB),
+                ..Default::default()
+            });
         }
 
         let mut parts: Vec<LayoutPart> = Vec::new();

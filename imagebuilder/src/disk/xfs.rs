@@ -74,7 +74,7 @@ pub fn make_xfs(
     ensure!(fs.kind == FsKind::Xfs, "not an XFS filesystem");
     ensure_available(&fs.mountpoint)?;
     ensure!(
-        offset % 512 == 0 && size % 512 == 0,
+        offset.is_multiple_of(512) && size.is_multiple_of(512),
         "XFS byte range {offset}+{size} is not sector aligned"
     );
     if size < MIN_BYTES {

@@ -50,10 +50,10 @@ fn networkd_enabled(t: &Target) -> bool {
 
 /// Dotted netmask → prefix length (or a prefix given as a number).
 pub fn netmask_prefix(mask: &str) -> Result<u32> {
-    if let Ok(n) = mask.parse::<u32>() {
-        if n <= 32 {
-            return Ok(n);
-        }
+    if let Ok(n) = mask.parse::<u32>()
+        && n <= 32
+    {
+        return Ok(n);
     }
     let octets: Vec<u8> = mask
         .split('.')
