@@ -146,6 +146,21 @@ pub fn register(
     Guard { id }
 }
 
+/// Registers the removal of the file at `path` (a temporary file outside any staging directory,
+/// like a `%post` script in `/tmp`): dropping the guard, or an interruption, removes it.
+pub fn remove_file_guard(path: &std::path::Path) -> Guard {
+    let p = path.to_path_buf();
+    register(
+        format!("removing {}", path.display()),
+        move || match std::fs::remove_file(&p) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+                Err(e).with_context(|| format!("removing {}", p.display()))
+            }
+            _ => Ok(()),
+        },
+    )
+}
+
 fn take(id: u64) -> Option<Entry> {
     if id == 0 {
         return None;
