@@ -14,7 +14,7 @@
 //!   then the including file's directory, as pykickstart).
 //! * [`validate_file`] / [`parse_with`] — everything: a [`Report`] with the model and every
 //!   error/warning (`Report::is_valid(allow_warnings)` is ksvalidator's verdict).
-//! * [`write`] — the model back to kickstart text that re-parses to the same model.
+//! * [`write()`] — the model back to kickstart text that re-parses to the same model.
 //! * [`typed`] — typed views (`ostreesetup`, `part`, `bootloader`, …) for image builders.
 //!
 //! ```

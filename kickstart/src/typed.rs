@@ -1,5 +1,5 @@
 //! Typed views of the commands image builders consume. Each function reads the generic
-//! [`Command`](crate::Command) options (argparse `dest` names) into a plain struct; list commands
+//! [`Command`] options (argparse `dest` names) into a plain struct; list commands
 //! return one item per use, in file order.
 
 use crate::argparse::{Namespace, Value};
