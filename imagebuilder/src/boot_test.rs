@@ -294,6 +294,7 @@ fn kernel_cmdline_from_log(buf: &[u8]) -> Option<String> {
 /// prevents starting: missing QEMU or firmware, unreadable image, an unusable work directory.
 pub fn run(spec: &BootSpec) -> Result<BootReport> {
     require_program("qemu-system-x86_64")?;
+    crate::cleanup::set_stage("booting the image in QEMU");
     let work = match &spec.work_dir {
         Some(d) => {
             fs::create_dir_all(d).with_context(|| format!("creating {}", d.display()))?;

@@ -1,9 +1,15 @@
 //! The one way this project runs external programs: log the command line, capture stderr into the
 //! error, check the exit status.
+//!
+//! Every child is registered with [`crate::cleanup`] while it runs (an interruption kills it),
+//! leads its own process group (so killing it takes its helpers too, and a terminal's Ctrl-C
+//! reaches only the builder, which then stops the children itself), and is started with
+//! `PR_SET_PDEATHSIG = SIGKILL`, so it dies with the builder even when no handler can run.
 
 use std::ffi::OsStr;
 use std::io::{Read, Seek, SeekFrom};
-use std::process::{Command, Output, Stdio};
+use std::os::unix::process::CommandExt as _;
+use std::process::{Child, Command, Output, Stdio};
 
 use anyhow::{Context, Result, bail};
 
@@ -34,6 +40,9 @@ pub trait CommandExt {
     /// Runs the command with stdin closed and stdout inherited-to-log; fails with the command line,
     /// exit status and the tail of stderr.
     fn run(&mut self) -> Result<()>;
+    /// Runs the command with the stdin and stdout the caller configured (files, say), stderr
+    /// captured; fails like [`CommandExt::run`].
+    fn run_redirected(&mut self) -> Result<()>;
     /// Runs the command and returns its stdout; fails like [`CommandExt::run`].
     fn run_stdout(&mut self) -> Result<Vec<u8>>;
     /// Like [`CommandExt::run_stdout`], as UTF-8 text.
@@ -53,9 +62,27 @@ impl CommandExt for Command {
                 .try_clone()
                 .context("duplicating stderr capture file")?,
         );
-        let status = self
-            .status()
-            .with_context(|| format!("running `{line}`: {}", missing_hint(self)))?;
+        let status =
+            wait(spawn(self).with_context(|| format!("running `{line}`: {}", missing_hint(self)))?)
+                .with_context(|| format!("waiting for `{line}`"))?;
+        if !status.success() {
+            bail!("`{line}` failed ({status}){}", tail(&mut stderr));
+        }
+        Ok(())
+    }
+
+    fn run_redirected(&mut self) -> Result<()> {
+        let line = display(self);
+        tracing::debug!("exec: {line}");
+        let mut stderr = tempfile::tempfile().context("creating stderr capture file")?;
+        self.stderr(
+            stderr
+                .try_clone()
+                .context("duplicating stderr capture file")?,
+        );
+        let status =
+            wait(spawn(self).with_context(|| format!("running `{line}`: {}", missing_hint(self)))?)
+                .with_context(|| format!("waiting for `{line}`"))?;
         if !status.success() {
             bail!("`{line}` failed ({status}){}", tail(&mut stderr));
         }
@@ -72,9 +99,14 @@ impl CommandExt for Command {
             status,
             stdout,
             stderr,
-        } = self
-            .output()
-            .with_context(|| format!("running `{line}`: {}", missing_hint(self)))?;
+        } = {
+            let child =
+                spawn(self).with_context(|| format!("running `{line}`: {}", missing_hint(self)))?;
+            let pid = child.id();
+            let out = child.wait_with_output();
+            crate::cleanup::forget_child(pid);
+            out.with_context(|| format!("waiting for `{line}`"))?
+        };
         if !status.success() {
             let text = String::from_utf8_lossy(&stderr);
             let start = text.len().saturating_sub(STDERR_TAIL as usize);
@@ -89,14 +121,44 @@ impl CommandExt for Command {
     fn spawn_logged(&mut self) -> Result<std::process::Child> {
         let line = display(self);
         tracing::debug!("spawn: {line}");
-        self.spawn()
-            .with_context(|| format!("starting `{line}`: {}", missing_hint(self)))
+        spawn(self).with_context(|| format!("starting `{line}`: {}", missing_hint(self)))
     }
 
     fn run_text(&mut self) -> Result<String> {
         let out = self.run_stdout()?;
         let line = display(self);
         String::from_utf8(out).with_context(|| format!("output of `{line}` is not UTF-8"))
+    }
+}
+
+/// Starts `cmd` as described in the module documentation and registers the child.
+fn spawn(cmd: &mut Command) -> Result<Child> {
+    let parent = rustix::process::getpid();
+    cmd.process_group(0);
+    set_death_signal(cmd, parent);
+    crate::cleanup::spawn_child(cmd)
+}
+
+/// Waits for a child started by [`spawn`] and deregisters it.
+fn wait(mut child: Child) -> std::io::Result<std::process::ExitStatus> {
+    let st = child.wait();
+    crate::cleanup::forget_child(child.id());
+    st
+}
+
+#[allow(unsafe_code)]
+fn set_death_signal(cmd: &mut Command, parent: rustix::process::Pid) {
+    // SAFETY: the closure runs in the forked child before exec and only makes two system calls
+    // (prctl, getppid); it allocates nothing and takes no lock.
+    unsafe {
+        cmd.pre_exec(move || {
+            rustix::process::set_parent_process_death_signal(Some(rustix::process::Signal::KILL))?;
+            // The builder may have died before the prctl: then nobody would kill this child.
+            if rustix::process::getppid() != Some(parent) {
+                return Err(std::io::Error::other("the parent process exited"));
+            }
+            Ok(())
+        });
     }
 }
 

@@ -4,6 +4,7 @@
 //! only clap types and dispatch.
 
 pub mod boot_test;
+pub mod cleanup;
 pub mod cmd;
 pub mod config;
 pub mod deploy;
@@ -12,6 +13,7 @@ pub mod fsutil;
 pub mod imagefactory;
 pub mod ks;
 pub mod logging;
+pub mod mounts;
 pub mod post;
 pub mod progress;
 pub mod render;

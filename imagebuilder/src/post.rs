@@ -297,6 +297,7 @@ pub fn run_script(
         .tempfile()
         .context("creating the script file")?;
     std::io::Write::write_all(&mut script, s.body.as_bytes()).context("writing the script file")?;
+    let _script_on_interrupt = crate::cleanup::remove_file_guard(script.path());
 
     let watched = [t.root.join("etc"), t.var.clone()];
     let before = usage(&watched);

@@ -1,11 +1,13 @@
 //! Command-line interface: one clap type per leaf subcommand, one `match` dispatching to the library.
-//! Exit codes: 0 success, 1 failure (or invalid input), 2 usage error (clap's own).
+//! Exit codes: 0 success, 1 failure (or invalid input), 2 usage error (clap's own), 130/143
+//! interrupted by SIGINT/SIGTERM (after cleaning up; see `imagebuilder::cleanup`).
 
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
 mod boot_test;
+mod clean;
 mod demo;
 mod image;
 mod imagefactory;
@@ -36,6 +38,7 @@ enum Cmd {
     /// Build raw/qcow2 disk images and Vagrant boxes from a kickstart and an OSTree commit
     Image(image::ImageArgs),
     Demo(demo::DemoArgs),
+    Clean(clean::CleanArgs),
     /// Kickstart validation, flattening and version tables
     #[command(subcommand)]
     Ks(ks::KsCmd),
@@ -44,6 +47,10 @@ enum Cmd {
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
     imagebuilder::logging::init(cli.verbose);
+    if let Err(e) = imagebuilder::cleanup::install_signal_handler() {
+        eprintln!("error: {e:#}");
+        return ExitCode::from(1);
+    }
     let result: anyhow::Result<ExitCode> = match cli.command {
         Cmd::BootTest(a) => boot_test::boot_test(a),
         Cmd::Treecompose(a) => tree::treecompose(*a),
@@ -55,7 +62,12 @@ pub fn main() -> ExitCode {
         Cmd::Image(a) => image::run(a),
         Cmd::Demo(a) => demo::run(a),
         Cmd::Ks(c) => ks::run(c),
+        Cmd::Clean(a) => clean::run(a),
     };
+    if imagebuilder::cleanup::is_interrupted() {
+        // The signal thread is cleaning up; it prints the one line and exits.
+        imagebuilder::cleanup::wait_for_exit();
+    }
     match result {
         Ok(code) => code,
         Err(e) => {

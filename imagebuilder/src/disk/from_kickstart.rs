@@ -8,7 +8,7 @@ use anyhow::{Context, Result, bail};
 use kickstart::{Kickstart, typed};
 
 use super::hooks::{KickstartConfig, KickstartPost};
-use super::outputs::OutputFormat;
+use super::outputs::{OutputFormat, validate_name};
 use super::pipeline::{BuildResult, ImageJob, build_image};
 
 use super::request::{
@@ -229,6 +229,7 @@ pub fn build_from_kickstart_file(
     kickstart: &Path,
     opts: KickstartImageOptions,
 ) -> Result<BuildResult> {
+    check_name_options(&opts)?;
     let source_name = kickstart.display().to_string();
     if !kickstart.exists() {
         bail!("kickstart {source_name} not found");
@@ -244,6 +245,22 @@ pub fn build_from_kickstart_file(
     build_from_kickstart(&ks, &source, opts)
 }
 
+/// Checks `--name`, `--version`, `--release` and `--arch` before any work (see
+/// [`validate_name`]): the error names the option.
+pub fn check_name_options(opts: &KickstartImageOptions) -> Result<()> {
+    for (what, v) in [
+        ("--name", &opts.name),
+        ("--version", &opts.version),
+        ("--release", &opts.release),
+        ("--arch", &opts.arch),
+    ] {
+        if let Some(v) = v {
+            validate_name(what, v)?;
+        }
+    }
+    Ok(())
+}
+
 /// Koji image-build's output base name, `NAME-VERSION-RELEASE.ARCH` (the outputs add `.raw.xz`,
 /// `.qcow2`, `.vagrant-libvirt.box`, …). Version and release are parts of an NVR: no `-`.
 pub fn koji_name(name: &str, version: &str, release: &str, arch: &str) -> Result<String> {
@@ -253,10 +270,7 @@ pub fn koji_name(name: &str, version: &str, release: &str, arch: &str) -> Result
         ("--release", release),
         ("--arch", arch),
     ] {
-        if v.is_empty() || v.contains('/') || v.chars().any(|c| c.is_whitespace() || c.is_control())
-        {
-            bail!("{what} `{v}` is not usable in a file name (empty, `/` or white space)");
-        }
+        validate_name(what, v)?;
     }
     for (what, v) in [("--version", version), ("--release", release)] {
         if v.contains('-') {
@@ -265,7 +279,9 @@ pub fn koji_name(name: &str, version: &str, release: &str, arch: &str) -> Result
             );
         }
     }
-    Ok(format!("{name}-{version}-{release}.{arch}"))
+    let full = format!("{name}-{version}-{release}.{arch}");
+    validate_name("the Koji name NAME-VERSION-RELEASE.ARCH", &full)?;
+    Ok(full)
 }
 
 /// Where a parsed kickstart came from, for error messages and the build metadata.
@@ -286,14 +302,23 @@ pub fn build_from_kickstart(
     source: &KickstartSource,
     opts: KickstartImageOptions,
 ) -> Result<BuildResult> {
+    check_name_options(&opts)?;
     let (disk, ostreesetup) = from_kickstart(ks, &source.name);
     let name = match opts.name {
         Some(n) => n,
-        None => Path::new(&source.name)
-            .file_stem()
-            .map(|s| s.to_string_lossy().into_owned())
-            .filter(|s| !s.is_empty())
-            .context("cannot derive an output name from the kickstart path; pass --name")?,
+        None => {
+            let stem = Path::new(&source.name)
+                .file_stem()
+                .map(|s| s.to_string_lossy().into_owned())
+                .filter(|s| !s.is_empty())
+                .context("cannot derive an output name from the kickstart path; pass --name")?;
+            validate_name(
+                "the output name taken from the kickstart's file name",
+                &stem,
+            )
+            .map_err(|e| anyhow::anyhow!("{e}; pass --name"))?;
+            stem
+        }
     };
     let name = match (&opts.version, &opts.release) {
         (Some(v), Some(r)) => koji_name(
@@ -366,7 +391,20 @@ mod tests {
         let e = koji_name("f", "29", "a/b", "x86_64")
             .unwrap_err()
             .to_string();
-        assert!(e.starts_with("--release `a/b`"), "{e}");
+        assert!(e.starts_with("--release \"a/b\" contains '/'"), "{e}");
+        let e = koji_name("f", "29", "1", "x86 64").unwrap_err().to_string();
+        assert!(e.starts_with("--arch \"x86 64\""), "{e}");
+        let long = "n".repeat(190);
+        let e = koji_name(&long, "29", "1", "x86_64")
+            .unwrap_err()
+            .to_string();
+        assert!(e.starts_with("the Koji name"), "{e}");
+        let opts = KickstartImageOptions {
+            name: Some("a\nb".into()),
+            ..Default::default()
+        };
+        let e = check_name_options(&opts).unwrap_err().to_string();
+        assert!(e.starts_with("--name \"a\\nb\""), "{e}");
     }
 
     #[test]

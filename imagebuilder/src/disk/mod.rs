@@ -18,6 +18,7 @@ pub mod gpt;
 pub mod grub;
 pub mod hooks;
 pub mod lvm;
+pub mod outdir;
 pub mod outputs;
 pub mod pipeline;
 pub mod plan;

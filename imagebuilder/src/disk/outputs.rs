@@ -1,8 +1,9 @@
-//! Output files of an image build: every file is written under a temporary name in OUTDIR
-//! (`.imagebuilder-tmp-*`) and renamed into place only when the whole build has succeeded, images
-//! first, then `metadata.json`, then `SHA256SUMS` last. A failed or interrupted build leaves
-//! nothing that looks finished (temporary files are removed on error; after a kill they keep their
-//! telltale name).
+//! Output files of an image build: every file is written under a temporary name in the build's
+//! staging directory in OUTDIR (`.imagebuilder-work-*/out/`, see [`super::outdir`]) and renamed
+//! into place only when the whole build has succeeded, images first, then `metadata.json`, then
+//! `SHA256SUMS` last. A failed or interrupted build leaves nothing that looks finished (the staging
+//! directory is removed on error and on SIGINT/SIGTERM; after a SIGKILL it keeps its telltale name
+//! and the next build or `imagebuilder clean` removes it).
 
 use std::fs::File;
 use std::io::{Read, Write};
@@ -64,8 +65,9 @@ impl OutputFormat {
     pub const NAMES: &'static str = "raw, raw.xz, qcow2, vagrant-libvirt, vagrant-virtualbox";
 }
 
-/// The build log (`OUTDIR/logs/build.log`): one line per step, with elapsed time; mirrored to
-/// the tracing logger.
+/// The build log (`NAME.log`, written in the build's own log directory and moved to `OUTDIR/logs/`
+/// when the build is published): one line per step, with elapsed time; mirrored to the tracing
+/// logger.
 #[derive(Debug)]
 pub struct BuildLog {
     file: File,
@@ -74,9 +76,9 @@ pub struct BuildLog {
 }
 
 impl BuildLog {
-    pub fn create(outdir: &Path, name: &str) -> Result<BuildLog> {
-        let dir = outdir.join("logs");
-        std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
+    /// Creates `DIR/NAME.log`.
+    pub fn create(dir: &Path, name: &str) -> Result<BuildLog> {
+        std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
         let path = dir.join(format!("{name}.log"));
         let file = File::create(&path).with_context(|| format!("creating {}", path.display()))?;
         Ok(BuildLog {
@@ -165,6 +167,41 @@ pub fn check_targets(outdir: &Path, names: &[String], overwrite: bool) -> Result
     Ok(())
 }
 
+/// The longest output base name: room for the longest extension (`.vagrant-virtualbox.box`) and
+/// the temporary prefix within a file name's 255 bytes.
+pub const MAX_NAME_LEN: usize = 200;
+
+/// Checks an output base name (`--name`, or one part of a Koji name: `--version`, `--release`,
+/// `--arch`): it goes into file names, `SHA256SUMS` lines (`HASH  NAME`, one per line) and Koji
+/// NVRs, so only `[A-Za-z0-9._+-]`, not starting with `.` or `-`, at most [`MAX_NAME_LEN`]
+/// characters. `what` names the option in the error.
+pub fn validate_name(what: &str, value: &str) -> Result<()> {
+    let bad = value
+        .chars()
+        .find(|c| !(c.is_ascii_alphanumeric() || "._+-".contains(*c)));
+    if value.is_empty() {
+        bail!("{what} is empty; an output name needs at least one character");
+    }
+    if let Some(c) = bad {
+        bail!(
+            "{what} {value:?} contains {c:?}: output names may hold only letters, digits and `.`              `_` `+` `-` (they go into file names, SHA256SUMS lines and Koji names)"
+        );
+    }
+    if value.starts_with(['.', '-']) {
+        bail!(
+            "{what} {value:?} starts with `{}`; output names may not",
+            &value[..1]
+        );
+    }
+    if value.len() > MAX_NAME_LEN {
+        bail!(
+            "{what} is {} characters long; output names have at most {MAX_NAME_LEN}",
+            value.len()
+        );
+    }
+    Ok(())
+}
+
 /// SHA-256 of a file, hex.
 pub fn sha256_file(path: &Path) -> Result<String> {
     let mut f = File::open(path).with_context(|| format!("opening {}", path.display()))?;
@@ -194,26 +231,10 @@ pub fn xz(raw: &Path, outdir: &Path) -> Result<(File, TempPath)> {
     let mut cmd = Command::new("xz");
     // -3: zeros (most of a sparse image) compress twice as fast as at the default -6.
     cmd.args(["-c", "-T0", "-3", "--block-size=64MiB"]);
-    tracing::debug!(
-        "exec: {} < {} > {}",
-        crate::cmd::display(&cmd),
-        raw.display(),
-        tmp.display()
-    );
     let out2 = out.try_clone()?;
-    let status = cmd
-        .stdin(Stdio::from(input))
+    cmd.stdin(Stdio::from(input))
         .stdout(Stdio::from(out2))
-        .stderr(Stdio::piped())
-        .output()
-        .context("running xz (Debian package `xz-utils`)")?;
-    if !status.status.success() {
-        bail!(
-            "xz failed ({}): {}",
-            status.status,
-            String::from_utf8_lossy(&status.stderr).trim()
-        );
-    }
+        .run_redirected()?;
     Ok((out, tmp))
 }
 
@@ -306,6 +327,35 @@ mod tests {
                 .contains("--overwrite")
         );
         check_targets(d.path(), &["x.raw".into()], true).unwrap();
+    }
+
+    #[test]
+    fn names_are_limited_to_what_sums_and_koji_hold() {
+        for ok in ["demo", "fedora-atomic-29-1.0.x86_64", "a_b+c", "A9"] {
+            validate_name("--name", ok).unwrap();
+        }
+        let e = validate_name("--name", "a\nb").unwrap_err().to_string();
+        assert!(e.starts_with("--name \"a\\nb\" contains '\\n'"), "{e}");
+        for bad in ["a b", "a/b", "a\\b", "é", "a*", "a\t"] {
+            let e = validate_name("--name", bad).unwrap_err().to_string();
+            assert!(e.contains("only letters, digits"), "{bad}: {e}");
+        }
+        for bad in [".hidden", "-x"] {
+            let e = validate_name("--release", bad).unwrap_err().to_string();
+            assert!(
+                e.starts_with("--release") && e.contains("starts with"),
+                "{e}"
+            );
+        }
+        assert!(
+            validate_name("--name", "")
+                .unwrap_err()
+                .to_string()
+                .contains("empty")
+        );
+        validate_name("--name", &"a".repeat(MAX_NAME_LEN)).unwrap();
+        let e = validate_name("--name", &"a".repeat(MAX_NAME_LEN + 1)).unwrap_err();
+        assert!(e.to_string().contains("at most 200"), "{e}");
     }
 
     #[test]

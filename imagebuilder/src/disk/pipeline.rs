@@ -15,6 +15,11 @@
 //!    rename them into place with `metadata.json` and `SHA256SUMS`.
 //!
 //! One deployment feeds every requested output.
+//!
+//! Before step 2 the build locks OUTDIR and removes what a killed earlier build left there; all its
+//! temporaries live in one staging directory in OUTDIR, and each step names itself to
+//! [`crate::cleanup`], so SIGINT/SIGTERM stop the build, undo it, and say where it stopped (see
+//! [`super::outdir`]).
 
 use std::collections::BTreeMap;
 use std::fs::File;
@@ -26,11 +31,15 @@ use serde::Serialize;
 use super::fat::{FatOptions, write_fat32};
 use super::fs::{MkfsOptions, estimate_bytes, make_btrfs, make_ext, make_swap, tree_stats};
 use super::grub::{GrubTarget, build_core, build_efi, grub_cfg, install_bios};
-use super::outputs::{BuildLog, OutputFormat, OutputInfo, Staged, check_targets, temp_in, xz};
+use super::outdir::{OutdirLock, StagingDir, keep_failed_logs, publish_logs, sweep};
+use super::outputs::{
+    BuildLog, OutputFormat, OutputInfo, Staged, check_targets, temp_in, validate_name, xz,
+};
 use super::plan::{Content, DiskPlan, FsKind, IdSource, Layout, MIB, Role, is_under, mapper_path};
 use super::qcow2::{Qcow2Options, write_qcow2_with_progress};
 use super::request::{DiskRequest, OstreeSetup};
 use super::xfs::make_xfs;
+use crate::cleanup::set_stage;
 use crate::deploy::{self, DeploySource, Deployed};
 
 /// Everything one `imagebuilder image` run needs.
@@ -76,7 +85,8 @@ pub struct ImageJob {
 pub struct HookContext<'a> {
     pub deployed: &'a Deployed,
     pub layout: &'a Layout,
-    /// `OUTDIR/logs`: hooks write their own logs (`%post --log` etc.) here.
+    /// The build's log directory (moved to `OUTDIR/logs` when the build succeeds): hooks write
+    /// their own logs (`%post --log` etc.) here.
     pub log_dir: &'a Path,
     /// The largest the root filesystem may become (from `--size` or fixed partition sizes), so a
     /// `%post` that fills the disk stops at the image's own size. None = no fixed limit.
@@ -299,11 +309,7 @@ pub fn build_image(job: &ImageJob, hooks: &[&dyn DeploymentHook]) -> Result<Buil
         "no output format requested (-i {})",
         OutputFormat::NAMES
     );
-    ensure!(
-        !job.name.is_empty() && !job.name.contains('/'),
-        "invalid output name `{}`",
-        job.name
-    );
+    validate_name("the output name", &job.name)?;
     let ids = id_source(job);
     let layout = Layout::from_request(&job.disk, &ids)?;
     let kargs = kernel_args(&layout, &job.disk)?;
@@ -316,6 +322,13 @@ pub fn build_image(job: &ImageJob, hooks: &[&dyn DeploymentHook]) -> Result<Buil
         .map(|f| format!("{}.{}", job.name, f.extension()))
         .collect();
     names.extend(["metadata.json".to_string(), "SHA256SUMS".to_string()]);
+    // One build per OUTDIR; what a killed build left goes first.
+    let lock = OutdirLock::acquire(&job.outdir)?;
+    set_stage("preparing the build");
+    let stale = sweep(&job.outdir);
+    for l in stale.lines() {
+        tracing::warn!("{l} (left by an earlier build)");
+    }
     check_targets(&job.outdir, &names, job.overwrite)?;
     for p in ["mke2fs", "grub-mkimage"] {
         crate::cmd::require_program(p)?;
@@ -326,35 +339,81 @@ pub fn build_image(job: &ImageJob, hooks: &[&dyn DeploymentHook]) -> Result<Buil
     if let Some(f) = layout.filesystems().iter().find(|f| f.kind == FsKind::Xfs) {
         super::xfs::ensure_available(&f.mountpoint)?;
     }
-    let mut log = BuildLog::create(&job.outdir, &job.name)?;
-    let result = run(job, hooks, &layout, &source, &kargs, &formats, &mut log);
-    if let Err(e) = &result {
-        log.record(format!("FAILED: {e:#}"));
+    let work = StagingDir::create(&job.outdir)?;
+    let log_dir = work.path().join("logs");
+    let mut log = BuildLog::create(&log_dir, &job.name)?;
+    for l in stale.lines() {
+        log.warn(format!("{l} (left by an earlier build)"));
     }
-    result
+    let result = run(
+        job, hooks, &work, &layout, &source, &kargs, &formats, &mut log,
+    );
+    let result = match result {
+        Ok(mut r) => crate::cleanup::uninterruptible(|| {
+            set_stage("publishing the logs");
+            publish_logs(&log_dir, &job.outdir, &job.name, job.overwrite)?;
+            r.log = job.outdir.join("logs").join(format!("{}.log", job.name));
+            Ok(r)
+        }),
+        Err(e) if crate::cleanup::is_interrupted() => Err(e),
+        Err(e) => {
+            log.record(format!("FAILED: {e:#}"));
+            drop(log);
+            // The previous build's logs stay; this one's go next to them.
+            match keep_failed_logs(&log_dir, &job.outdir, &job.name) {
+                Ok(kept) => Err(moved_logs(e, &log_dir, &kept)),
+                Err(e2) => {
+                    tracing::warn!("keeping the failed build's logs: {e2:#}");
+                    Err(e)
+                }
+            }
+        }
+    };
+    let removed = work.remove();
+    crate::cleanup::clear_stage();
+    drop(lock);
+    let r = result?;
+    removed?;
+    Ok(r)
 }
 
+/// An error that names log files in the build's log directory, with the paths they were moved to.
+fn moved_logs(e: anyhow::Error, from: &Path, to: &Path) -> anyhow::Error {
+    let msg = format!("{e:#}");
+    let from = from.display().to_string();
+    if msg.contains(&from) {
+        anyhow::anyhow!(msg.replace(&from, &to.display().to_string()))
+    } else {
+        e
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
 fn run(
     job: &ImageJob,
     hooks: &[&dyn DeploymentHook],
+    work: &StagingDir,
     layout: &Layout,
     source: &DeploySource,
     kargs: &[String],
     formats: &[OutputFormat],
     log: &mut BuildLog,
 ) -> Result<BuildResult> {
-    let work = tempfile::Builder::new()
-        .prefix(".imagebuilder-work-")
-        .tempdir_in(&job.outdir)
-        .with_context(|| format!("creating a work directory in {}", job.outdir.display()))?;
+    // stage/: the deployment and everything derived from it; out/: outputs being written.
+    let scratch = work.path().join("stage");
+    let out_tmp = work.path().join("out");
+    for d in [&scratch, &out_tmp] {
+        std::fs::create_dir(d).with_context(|| format!("creating {}", d.display()))?;
+    }
 
     // 2. Deploy.
     log.step(format!(
         "deploying {} from {} (osname {})",
         source.reference, source.pull_url, source.osname
     ));
+    set_stage(format!("deploying {}", source.reference));
     let bar = crate::progress::spinner(&format!("deploying {}", source.reference));
-    let deployed = deploy::deploy(&work.path().join("sysroot"), source);
+    let deployed = deploy::deploy(&scratch.join("sysroot"), source);
     bar.finish_and_clear();
     let deployed = deployed?;
     log.step(format!("deployed commit {}", deployed.commit));
@@ -366,8 +425,9 @@ fn run(
 
     // 4. Hooks.
     let fixed_root = layout.fixed_root_bytes();
-    let log_dir = job.outdir.join("logs");
+    let log_dir = work.path().join("logs");
     for h in hooks {
+        set_stage(format!("running the {}", h.name()));
         log.step(format!("running {}", h.name()));
         let ctx = HookContext {
             deployed: &deployed,
@@ -406,13 +466,15 @@ fn run(
     };
     let esp_dir = physical_path(&deployed, "/boot/efi")?;
     if !job.disk.bootloader.disabled {
+        set_stage("building GRUB for UEFI");
         log.step("building GRUB for UEFI (EFI/BOOT/BOOTX64.EFI)");
-        build_efi(work.path(), &target, &esp_dir.join("EFI/BOOT/BOOTX64.EFI"))?;
+        build_efi(&scratch, &target, &esp_dir.join("EFI/BOOT/BOOTX64.EFI"))?;
     } else {
         log.warn("bootloader disabled by the kickstart: the image will not boot by itself");
     }
 
     // 6. One staging directory per filesystem, deepest mount points first.
+    set_stage("measuring the staged tree");
     if let Some(epoch) = job.source_date_epoch {
         super::fs::clamp_mtimes(&deployed.sysroot, epoch)?;
     }
@@ -425,7 +487,7 @@ fn run(
     others.sort_by_key(|f| std::cmp::Reverse(f.mountpoint.matches('/').count()));
     for (i, f) in others.iter().enumerate() {
         let src = physical_path(&deployed, &f.mountpoint)?;
-        let dst = work.path().join(format!("fs-{i}"));
+        let dst = scratch.join(format!("fs-{i}"));
         if src.exists() {
             std::fs::rename(&src, &dst)
                 .with_context(|| format!("moving {} out for {}", src.display(), f.mountpoint))?;
@@ -521,7 +583,8 @@ fn run(
     }
 
     // 7. The raw image.
-    let (raw_file, raw_tmp) = temp_in(&job.outdir, ".raw")?;
+    set_stage("writing the raw image");
+    let (raw_file, raw_tmp) = temp_in(&out_tmp, ".raw")?;
     raw_file
         .set_len(plan.size_bytes)
         .context("sizing the raw image")?;
@@ -549,6 +612,11 @@ fn run(
             f.mountpoint,
             size / MIB
         ));
+        set_stage(format!(
+            "making {} on {}",
+            f.kind.fstab_type(),
+            f.mountpoint
+        ));
         let bar = crate::progress::spinner(&format!(
             "making {} on {}",
             f.kind.fstab_type(),
@@ -565,7 +633,7 @@ fn run(
                     size,
                     f,
                     &fs_dirs[&f.mountpoint],
-                    &work.path().join("btrfs.img"),
+                    &scratch.join("btrfs.img"),
                 )?,
                 FsKind::Vfat => {
                     let opts = FatOptions {
@@ -578,7 +646,15 @@ fn run(
                             format!("writing the FAT filesystem for {}", f.mountpoint)
                         })?;
                 }
-                FsKind::Xfs => make_xfs(&raw_tmp, offset, size, f, &fs_dirs[&f.mountpoint], mkfs)?,
+                FsKind::Xfs => make_xfs(
+                    &raw_tmp,
+                    offset,
+                    size,
+                    f,
+                    &fs_dirs[&f.mountpoint],
+                    work.path(),
+                    mkfs,
+                )?,
                 FsKind::Swap => make_swap(&raw_file, offset, size, f)?,
             }
             Ok(())
@@ -590,8 +666,9 @@ fn run(
         let bios = plan
             .partition(Role::BiosBoot)
             .context("no BIOS boot partition")?;
+        set_stage("installing GRUB for BIOS");
         log.step("installing GRUB for BIOS (boot.img + core.img)");
-        let core = build_core(work.path(), &target)?;
+        let core = build_core(&scratch, &target)?;
         install_bios(&raw_file, &core, bios.start_lba, bios.sectors)?;
     }
     raw_file.sync_all().context("flushing the raw image")?;
@@ -599,9 +676,9 @@ fn run(
     // The staging tree is no longer needed: remove it while the outputs are written (removing
     // tens of thousands of files is slow on hosts that mount with `discard`).
     let cleanup = std::thread::spawn(move || {
-        let path = work.path().to_path_buf();
-        work.close()
-            .with_context(|| format!("removing the work directory {}", path.display()))
+        crate::mounts::remove_tree(&scratch)
+            .map(drop)
+            .with_context(|| format!("removing the staged tree {}", scratch.display()))
     });
 
     // 8. Outputs. The qcow2 is written once and serves both `-i qcow2` and the libvirt box.
@@ -610,7 +687,7 @@ fn run(
         .iter()
         .any(|f| matches!(f, OutputFormat::Qcow2 | OutputFormat::VagrantLibvirt));
     let mut qcow2_tmp = if needs_qcow2 {
-        Some(write_qcow2_output(job, &raw_tmp, log)?)
+        Some(write_qcow2_output(job, &raw_tmp, &out_tmp, log)?)
     } else {
         None
     };
@@ -622,9 +699,10 @@ fn run(
             OutputFormat::Raw => {}
             OutputFormat::Qcow2 => {}
             OutputFormat::RawXz => {
+                set_stage("compressing raw.xz");
                 log.step("compressing raw.xz");
                 let bar = crate::progress::spinner("compressing raw.xz");
-                let r = xz(&raw_tmp, &job.outdir);
+                let r = xz(&raw_tmp, &out_tmp);
                 bar.finish_and_clear();
                 let (f, tmp) = r?;
                 f.sync_all()?;
@@ -636,10 +714,11 @@ fn run(
             }
             OutputFormat::VagrantLibvirt => {
                 let qcow2 = qcow2_tmp.as_ref().context("qcow2 for the libvirt box")?;
+                set_stage("packing the vagrant-libvirt box");
                 log.step(
                     "packing the vagrant-libvirt box (tar.gz: metadata.json, Vagrantfile, box.img)",
                 );
-                let (f, tmp) = temp_in(&job.outdir, ".box")?;
+                let (f, tmp) = temp_in(&out_tmp, ".box")?;
                 let bar = crate::progress::bytes(
                     "packing vagrant-libvirt box",
                     std::fs::metadata(qcow2)?.len(),
@@ -658,12 +737,13 @@ fn run(
                 });
             }
             OutputFormat::VagrantVirtualbox => {
+                set_stage("writing the vagrant-virtualbox box");
                 let vm = super::vagrant::BoxVm::new(&job.name, plan.size_bytes, &plan.disk_guid);
                 log.step(format!(
                     "writing the streamOptimized VMDK (NAT MAC {})",
                     vm.mac_hex()
                 ));
-                let (vf, vtmp) = temp_in(&job.outdir, ".vmdk")?;
+                let (vf, vtmp) = temp_in(&out_tmp, ".vmdk")?;
                 let cid =
                     u32::from_be_bytes(vm.disk_uuid.as_bytes()[..4].try_into().unwrap_or_default());
                 let data = super::qcow2::bytes_to_read(&raw_tmp)?;
@@ -683,7 +763,7 @@ fn run(
                     st.file_size / MIB
                 ));
                 log.step("packing the vagrant-virtualbox box (tar: box.ovf, VMDK, Vagrantfile, metadata.json)");
-                let (f, tmp) = temp_in(&job.outdir, ".box")?;
+                let (f, tmp) = temp_in(&out_tmp, ".box")?;
                 super::vagrant::write_virtualbox_box(&vm, &vtmp, &f, mtime, &|_| {})?;
                 drop(vtmp);
                 f.sync_all()?;
@@ -760,7 +840,10 @@ fn run(
         v.push(b'\n');
         Ok(v)
     };
-    let outputs = super::outputs::commit(&job.outdir, staged, &make_meta);
+    let outputs = crate::cleanup::uninterruptible(|| {
+        set_stage("publishing the outputs");
+        super::outputs::commit(&job.outdir, staged, &make_meta)
+    });
     let cleaned = cleanup.join();
     let outputs = outputs?;
     match cleaned {
@@ -785,12 +868,14 @@ fn run(
     })
 }
 
-/// Writes the qcow2 of `raw_tmp` into a temporary file in OUTDIR.
+/// Writes the qcow2 of `raw_tmp` into a temporary file in `dir`.
 fn write_qcow2_output(
     job: &ImageJob,
     raw_tmp: &Path,
+    dir: &Path,
     log: &mut BuildLog,
 ) -> Result<tempfile::TempPath> {
+    set_stage("writing the qcow2");
     log.step(format!(
         "writing qcow2{}",
         if job.qcow2_compress {
@@ -799,7 +884,7 @@ fn write_qcow2_output(
             ""
         }
     ));
-    let (f, tmp) = temp_in(&job.outdir, ".qcow2")?;
+    let (f, tmp) = temp_in(dir, ".qcow2")?;
     let data = super::qcow2::bytes_to_read(raw_tmp)?;
     let bar = crate::progress::bytes("writing qcow2", data);
     let st = write_qcow2_with_progress(
@@ -1060,7 +1145,7 @@ mod tests {
             .filter(|n| n != "logs")
             .collect();
         assert!(leftovers.is_empty(), "{leftovers:?}");
-        let log = std::fs::read_to_string(out.join("logs/disk.log")).unwrap();
+        let log = std::fs::read_to_string(out.join("logs/failed-disk/disk.log")).unwrap();
         assert!(log.contains("FAILED: pulling test/x86_64/base"), "{log}");
     }
 

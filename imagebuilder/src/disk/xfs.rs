@@ -21,6 +21,7 @@ use anyhow::{Context, Result, bail, ensure};
 
 use super::fs::{MkfsOptions, estimate_bytes, tree_stats};
 use super::plan::{Filesystem, FsKind, MIB};
+use crate::cleanup::Guard;
 use crate::cmd::CommandExt;
 
 /// The smallest XFS filesystem `mkfs.xfs` (xfsprogs ≥ 5.19) creates.
@@ -63,12 +64,15 @@ fn unavailable_message(mountpoint: &str, why: &str) -> String {
 }
 
 /// Creates an XFS filesystem of `size` bytes at byte `offset` of `image`, populated from `src`.
+/// The mount point is made in `scratch` (a build passes its staging directory, so that a mount
+/// left by a killed build is found below it).
 pub fn make_xfs(
     image: &Path,
     offset: u64,
     size: u64,
     fs: &Filesystem,
     src: &Path,
+    scratch: &Path,
     _opts: MkfsOptions,
 ) -> Result<()> {
     ensure!(fs.kind == FsKind::Xfs, "not an XFS filesystem");
@@ -101,14 +105,17 @@ pub fn make_xfs(
     mkfs.arg(dev.path());
     mkfs.run().with_context(what)?;
 
-    let mnt = tempfile::Builder::new()
-        .prefix(".imagebuilder-xfs-")
-        .tempdir()
-        .context("creating a mount point for XFS")?;
+    let mnt = MountPoint::create_in(scratch).context("creating a mount point for XFS")?;
     let mounted = Mount::new(dev.path(), mnt.path(), "rw").with_context(what)?;
     // `SRC/.` copies the directory's own owner, mode and times onto the mount point too.
     let mut from = src.as_os_str().to_owned();
     from.push("/.");
+    crate::cleanup::set_stage(format!("copying the tree into xfs on {}", fs.mountpoint));
+    tracing::info!(
+        "copying {} into xfs on {} (cp -a)",
+        src.display(),
+        fs.mountpoint
+    );
     Command::new("cp")
         .args(["-a", "--sparse=always"])
         .arg(&from)
@@ -126,8 +133,43 @@ pub fn make_xfs(
             )
         })?;
     mounted.unmount().with_context(what)?;
+    mnt.remove().with_context(what)?;
     dev.detach().with_context(what)?;
     Ok(())
+}
+
+/// An empty directory made to mount on, removed (with `remove_dir`, after checking it is not
+/// mounted) when dropped.
+#[derive(Debug)]
+pub struct MountPoint {
+    path: PathBuf,
+    guard: Guard,
+}
+
+impl MountPoint {
+    /// Creates `DIR/.imagebuilder-mnt-XXXXXX`.
+    pub fn create_in(dir: &Path) -> Result<MountPoint> {
+        let path = tempfile::Builder::new()
+            .prefix(".imagebuilder-mnt-")
+            .tempdir_in(dir)
+            .with_context(|| format!("creating a directory in {}", dir.display()))?
+            .keep();
+        let p = path.clone();
+        let guard = crate::cleanup::register(
+            format!("removing the mount point {}", path.display()),
+            move || crate::mounts::remove_mount_point(&p),
+        );
+        Ok(MountPoint { path, guard })
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Removes the directory now, reporting failure.
+    pub fn remove(self) -> Result<()> {
+        self.guard.run()
+    }
 }
 
 /// The link count of the inode at `path` inside the XFS filesystem in `fs_image` (a file holding
@@ -147,11 +189,12 @@ pub fn link_count(fs_image: &Path, path: &str) -> Result<u64> {
         .with_context(|| format!("xfs_db printed `{}` for {path}", out.trim()))
 }
 
-/// A loop device over a byte range of a file, detached when dropped.
+/// A loop device over a byte range of a file, detached when dropped (or when an interruption
+/// cleans up).
 #[derive(Debug)]
 pub struct LoopDevice {
     path: PathBuf,
-    attached: bool,
+    guard: Guard,
 }
 
 impl LoopDevice {
@@ -186,10 +229,11 @@ impl LoopDevice {
             "losetup printed `{}` instead of a device",
             out.trim()
         );
-        Ok(LoopDevice {
-            path,
-            attached: true,
-        })
+        let p = path.clone();
+        let guard = crate::cleanup::register(format!("detaching {}", path.display()), move || {
+            crate::mounts::detach(&p)
+        });
+        Ok(LoopDevice { path, guard })
     }
 
     pub fn path(&self) -> &Path {
@@ -197,34 +241,16 @@ impl LoopDevice {
     }
 
     /// Detaches the device, reporting failure (drop only logs it).
-    pub fn detach(mut self) -> Result<()> {
-        self.attached = false;
-        Command::new("losetup")
-            .arg("--detach")
-            .arg(&self.path)
-            .run()
-            .with_context(|| format!("detaching {}", self.path.display()))
+    pub fn detach(self) -> Result<()> {
+        self.guard.run()
     }
 }
 
-impl Drop for LoopDevice {
-    fn drop(&mut self) {
-        if self.attached
-            && let Err(e) = Command::new("losetup")
-                .arg("--detach")
-                .arg(&self.path)
-                .run()
-        {
-            tracing::warn!("{e:#}");
-        }
-    }
-}
-
-/// A mounted XFS filesystem, unmounted when dropped.
+/// A mounted XFS filesystem, unmounted when dropped (or when an interruption cleans up).
 #[derive(Debug)]
 pub struct Mount {
     target: PathBuf,
-    mounted: bool,
+    guard: Guard,
 }
 
 impl Mount {
@@ -236,9 +262,18 @@ impl Mount {
             .arg(target)
             .run()
             .with_context(|| format!("mounting {} on {}", dev.display(), target.display()))?;
+        let t = target
+            .canonicalize()
+            .unwrap_or_else(|_| target.to_path_buf());
+        let guard = crate::cleanup::register(format!("unmounting {}", t.display()), move || {
+            if crate::mounts::is_mount_point(&t)? {
+                crate::mounts::unmount(&t)?;
+            }
+            Ok(())
+        });
         Ok(Mount {
             target: target.to_path_buf(),
-            mounted: true,
+            guard,
         })
     }
 
@@ -248,22 +283,8 @@ impl Mount {
     }
 
     /// Unmounts, reporting failure (drop only logs it).
-    pub fn unmount(mut self) -> Result<()> {
-        self.mounted = false;
-        Command::new("umount")
-            .arg(&self.target)
-            .run()
-            .with_context(|| format!("unmounting {}", self.target.display()))
-    }
-}
-
-impl Drop for Mount {
-    fn drop(&mut self) {
-        if self.mounted
-            && let Err(e) = Command::new("umount").arg(&self.target).run()
-        {
-            tracing::warn!("{e:#}");
-        }
+    pub fn unmount(self) -> Result<()> {
+        self.guard.run()
     }
 }
 
@@ -313,7 +334,16 @@ mod tests {
         drop(f);
 
         let fs = xfs(Some("root"));
-        make_xfs(&image, offset, size, &fs, &src, MkfsOptions::default()).unwrap();
+        make_xfs(
+            &image,
+            offset,
+            size,
+            &fs,
+            &src,
+            tmp.path(),
+            MkfsOptions::default(),
+        )
+        .unwrap();
 
         let mut buf = [0u8; 6];
         let f = std::fs::File::open(&image).unwrap();
@@ -385,6 +415,7 @@ mod tests {
             MIB,
             100 * MIB,
             &xfs(None),
+            tmp.path(),
             tmp.path(),
             MkfsOptions::default(),
         )

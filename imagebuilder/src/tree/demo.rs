@@ -117,6 +117,7 @@ pub fn mirror_from_sources(text: &str) -> Option<String> {
 /// `~/.cache/imagebuilder`; the cache is keyed on the recipe's content and guarded by a file lock so
 /// that concurrent test binaries share one build; a second call costs seconds.
 pub fn ensure_demo_tree(cache_dir: Option<&Path>) -> Result<DemoTree> {
+    crate::cleanup::set_stage("building the demo OSTree tree");
     let base = self::cache_dir(cache_dir)?.join("demo-tree");
     std::fs::create_dir_all(&base)
         .with_context(|| format!("creating cache directory {}", base.display()))?;
