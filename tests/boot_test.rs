@@ -1,6 +1,6 @@
 //! End-to-end tests of the boot-test runner on a real, tiny bootable image made here: the Debian
 //! kernel (fetched by scripts/install-deps.sh) with a busybox initramfs whose accounts are written by
-//! `imagebuilder::sysconfig` (so busybox's `login` checks our SHA-512 crypt), on a GRUB hybrid disk
+//! `imagebuilder::deployment::sysconfig` (so busybox's `login` checks our SHA-512 crypt), on a GRUB hybrid disk
 //! image from `grub-mkrescue` that boots from the virtio disk with SeaBIOS and with OVMF.
 //!
 //! Each boot takes 20–40 s under TCG on two cores.
@@ -12,9 +12,9 @@ use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 use imagebuilder::boot_test::{BootSpec, DirectBoot, Login, run};
-use imagebuilder::cmd::CommandExt;
-use imagebuilder::post::{self, PostOptions};
-use imagebuilder::sysconfig::{self, ApplyOptions, Target};
+use imagebuilder::deployment::post::{self, PostOptions};
+use imagebuilder::deployment::sysconfig::{self, ApplyOptions, Target};
+use imagebuilder::util::cmd::CommandExt;
 
 const ROOT_PASSWORD: &str = "boot-test pw";
 
@@ -62,7 +62,7 @@ fn fixture() -> &'static Fixture {
         for d in ["bin", "sbin", "etc", "proc", "sys", "dev", "root", "tmp", "var", "run"] {
             fs::create_dir_all(root.join(d)).unwrap();
         }
-        let busybox = imagebuilder::cmd::find_in_path("busybox")
+        let busybox = imagebuilder::util::cmd::find_in_path("busybox")
             .expect("busybox not found: install the Debian package busybox-static (scripts/install-deps.sh)");
         fs::copy(&busybox, root.join("bin/busybox")).unwrap();
         for a in ["sh", "mount", "cat", "echo", "hostname", "sleep", "ls", "id", "login"] {

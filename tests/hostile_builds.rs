@@ -7,7 +7,7 @@ use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
-use imagebuilder::deploy::testutil::synthetic_commit;
+use imagebuilder::deployment::deploy::testutil::synthetic_commit;
 
 const REF: &str = "test/x86_64/base";
 const OSTREESETUP: &str = "ostreesetup --nogpg --osname=testos --remote=testos --url=https://example.invalid/repo --ref=test/x86_64/base\n";

@@ -4,7 +4,7 @@
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
-use imagebuilder::deploy::testutil::synthetic_commit;
+use imagebuilder::deployment::deploy::testutil::synthetic_commit;
 
 const REF: &str = "test/x86_64/base";
 
@@ -137,7 +137,7 @@ fn builds_qcow2_and_raw_xz_with_btrfs_root_and_swap() {
         root["sectors"].as_u64().unwrap(),
     );
     let part = d.path().join("root.img");
-    imagebuilder::disk::fs::extract_range(&raw, start * 512, sectors * 512, &part).unwrap();
+    imagebuilder::fs::extract_range(&raw, start * 512, sectors * 512, &part).unwrap();
     tool("btrfs", &["check", "--readonly", part.to_str().unwrap()]);
     let label = tool(
         "blkid",

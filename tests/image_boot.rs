@@ -8,7 +8,7 @@ use std::process::Command;
 use std::time::Duration;
 
 use imagebuilder::boot_test::{self, BootSpec, Login};
-use imagebuilder::disk::fs::extract_range;
+use imagebuilder::fs::extract_range;
 
 const MARKER: &str = "IMAGEBUILDER-DEMO-BOOTED";
 
@@ -139,7 +139,7 @@ fn xfs_root_without_separate_boot_boots() {
         String::from_utf8_lossy(&repair.stderr)
     );
     let deploy = format!("/ostree/deploy/demo/deploy/{}.0/usr/bin/bash", tree.commit);
-    let n = imagebuilder::disk::xfs::link_count(&part, &deploy).unwrap();
+    let n = imagebuilder::fs::xfs::link_count(&part, &deploy).unwrap();
     assert!(n > 1, "{deploy} has {n} link(s) in the XFS image");
     std::fs::remove_file(&part).unwrap();
 

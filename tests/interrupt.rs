@@ -175,7 +175,7 @@ fn names(dir: &Path) -> Vec<String> {
 }
 
 fn unescape(s: &str) -> String {
-    imagebuilder::mounts::unescape_mount_path(s)
+    imagebuilder::blockdev::mounts::unescape_mount_path(s)
         .to_string_lossy()
         .into_owned()
 }
@@ -292,7 +292,7 @@ fn rerun_succeeds(args: &[String], out: &Path) {
     let n = names(out);
     assert!(n.iter().all(|n| !n.starts_with(".imagebuilder")), "{n:?}");
     assert!(n.contains(&"SHA256SUMS".to_string()), "{n:?}");
-    imagebuilder::disk::outputs::verify_sums(out).unwrap();
+    imagebuilder::build::publish::verify_sums(out).unwrap();
 }
 
 /// SIGTERM once a stderr line containing `pat` appears; checks the result and reruns.

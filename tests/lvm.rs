@@ -11,7 +11,7 @@ use std::process::Command;
 use std::time::Duration;
 
 use imagebuilder::boot_test::{self, BootSpec};
-use imagebuilder::disk::xfs::{LoopDevice, link_count};
+use imagebuilder::fs::xfs::{LoopDevice, link_count};
 
 const ROOT_MARKER: &str = "LVM-ROOT-SOURCE=/dev/mapper/atomicos-root";
 

@@ -8,9 +8,9 @@ use std::fs;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 
-use imagebuilder::post::{PostOptions, PostScript, run_script};
-use imagebuilder::sandbox::SCRIPT_CAPABILITIES;
-use imagebuilder::sysconfig::Target;
+use imagebuilder::deployment::post::{PostOptions, PostScript, run_script};
+use imagebuilder::deployment::sandbox::SCRIPT_CAPABILITIES;
+use imagebuilder::deployment::sysconfig::Target;
 
 const MIB: u64 = 1 << 20;
 

@@ -1,4 +1,4 @@
-//! `imagebuilder::sysconfig::apply` on an OSTree-shaped deployment: the files, modes, owners and links
+//! `imagebuilder::deployment::sysconfig::apply` on an OSTree-shaped deployment: the files, modes, owners and links
 //! it writes, checked directly and with independent tools (openssl for the password hash, grpck).
 
 #[path = "sysconfig_tree.rs"]
@@ -9,7 +9,7 @@ use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::Path;
 use std::process::Command;
 
-use imagebuilder::sysconfig::{
+use imagebuilder::deployment::sysconfig::{
     self, ApplyOptions, BootProto, Firewall, Group, Keyboard, Lang, NetworkDevice, Password,
     RootPw, SelinuxMode, Services, SshKey, SystemConfig, Target, Timezone, User,
 };

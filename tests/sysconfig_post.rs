@@ -6,8 +6,8 @@ mod tree;
 use std::fs;
 use std::time::{Duration, Instant};
 
-use imagebuilder::post::{PostOptions, PostScript, run_script, run_scripts};
-use imagebuilder::sysconfig::Target;
+use imagebuilder::deployment::post::{PostOptions, PostScript, run_script, run_scripts};
+use imagebuilder::deployment::sysconfig::Target;
 
 const MIB: u64 = 1 << 20;
 
@@ -242,13 +242,16 @@ fn kickstart_configuration_and_post_on_a_deployment() {
         kickstart::Version::devel(),
     )
     .unwrap();
-    let w = imagebuilder::sysconfig::apply_kickstart(&t.root, &ks).unwrap();
+    let w = imagebuilder::deployment::sysconfig::apply_kickstart(&t.root, &ks).unwrap();
     assert_eq!(w.len(), 1, "{w:?}");
     assert!(w[0].to_string().contains("`timesource`"), "{w:?}");
     let logs = t.dir.path().join("logs");
-    let out =
-        imagebuilder::post::run_kickstart_post(&t.root, &ks, &PostOptions::new(&logs, 64 * MIB))
-            .unwrap();
+    let out = imagebuilder::deployment::post::run_kickstart_post(
+        &t.root,
+        &ks,
+        &PostOptions::new(&logs, 64 * MIB),
+    )
+    .unwrap();
     assert_eq!(out.len(), 1);
     // The script saw the configuration written before it.
     let log = fs::read_to_string(t.var.join("roothome/ks-post.log")).unwrap();
@@ -261,7 +264,7 @@ fn demo_kickstart_configuration_and_post() {
     let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../kickstarts/demo-qcow2.ks");
     let ks = kickstart::parse_file(path, kickstart::Version::devel()).unwrap();
     let t = tree::make();
-    let warnings = imagebuilder::sysconfig::apply_kickstart(&t.root, &ks).unwrap();
+    let warnings = imagebuilder::deployment::sysconfig::apply_kickstart(&t.root, &ks).unwrap();
     let shadow = fs::read_to_string(t.root.join("etc/shadow")).unwrap();
     assert!(shadow.starts_with("root:$6$"), "rootpw applied: {shadow}");
     // The tree has NetworkManager: the `--device=link` DHCP line becomes a keyfile.
@@ -272,8 +275,12 @@ fn demo_kickstart_configuration_and_post() {
         "{warnings:?}"
     );
     let logs = t.dir.path().join("logs");
-    imagebuilder::post::run_kickstart_post(&t.root, &ks, &PostOptions::new(&logs, 64 * MIB))
-        .unwrap();
+    imagebuilder::deployment::post::run_kickstart_post(
+        &t.root,
+        &ks,
+        &PostOptions::new(&logs, 64 * MIB),
+    )
+    .unwrap();
     let link = t
         .root
         .join("etc/systemd/system/multi-user.target.wants/imagebuilder-boot-marker.service");

@@ -52,7 +52,7 @@ pub fn make() -> Tree {
     ] {
         symlink(to, root.join(l)).unwrap();
     }
-    let busybox = imagebuilder::cmd::find_in_path("busybox").expect(
+    let busybox = imagebuilder::util::cmd::find_in_path("busybox").expect(
         "busybox not found: install the Debian package busybox-static (scripts/install-deps.sh)",
     );
     fs::copy(&busybox, root.join("usr/bin/busybox")).unwrap();

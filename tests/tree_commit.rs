@@ -280,7 +280,7 @@ struct MutableDeployments(std::path::PathBuf);
 
 impl Drop for MutableDeployments {
     fn drop(&mut self) {
-        let _ = imagebuilder::deploy::make_deployments_mutable(&self.0);
+        let _ = imagebuilder::deployment::deploy::make_deployments_mutable(&self.0);
     }
 }
 

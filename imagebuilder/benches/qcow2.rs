@@ -12,8 +12,8 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Instant;
 
-use imagebuilder::cmd::CommandExt;
-use imagebuilder::disk::qcow2::{Qcow2Options, write_qcow2_from_raw};
+use imagebuilder::output::qcow2::{Qcow2Options, write_qcow2_from_raw};
+use imagebuilder::util::cmd::CommandExt;
 
 fn vm_hwm_kib() -> u64 {
     std::fs::read_to_string("/proc/self/status")

@@ -22,7 +22,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result, bail};
 use serde::Serialize;
 
-use crate::cmd::{CommandExt, require_program};
+use crate::util::cmd::{CommandExt, require_program};
 
 /// Where Debian's `ovmf` package puts the 4 MiB OVMF firmware.
 pub const OVMF_CODE: &str = "/usr/share/OVMF/OVMF_CODE_4M.fd";
@@ -294,7 +294,7 @@ fn kernel_cmdline_from_log(buf: &[u8]) -> Option<String> {
 /// prevents starting: missing QEMU or firmware, unreadable image, an unusable work directory.
 pub fn run(spec: &BootSpec) -> Result<BootReport> {
     require_program("qemu-system-x86_64")?;
-    crate::cleanup::set_stage("booting the image in QEMU");
+    crate::util::cleanup::set_stage("booting the image in QEMU");
     let work = match &spec.work_dir {
         Some(d) => {
             fs::create_dir_all(d).with_context(|| format!("creating {}", d.display()))?;

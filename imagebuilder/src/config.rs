@@ -352,7 +352,7 @@ pub fn load(path: &Path, profile: Option<&str>) -> Result<Loaded, ConfigError> {
     let text = read(path)?;
     let mut loaded = parse(&text, Format::for_path(path), path, profile)?;
     if loaded.config.configdir.is_none() {
-        let dir = crate::fsutil::parent_dir(path);
+        let dir = crate::util::fsutil::parent_dir(path);
         let dir = std::fs::canonicalize(dir).unwrap_or_else(|_| dir.to_path_buf());
         loaded.config.configdir = Some(dir);
     }

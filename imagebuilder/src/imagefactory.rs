@@ -16,13 +16,13 @@ use std::str::FromStr;
 
 use anyhow::{Context, Result, bail};
 
-use crate::cmd::CommandExt;
-use crate::disk::from_kickstart::{
+use crate::build::BuildResult;
+use crate::build::kickstart::{
     KickstartImageOptions, build_from_kickstart_file, source_date_epoch_from_env,
 };
-use crate::disk::outputs::OutputFormat;
-use crate::disk::pipeline::BuildResult;
+use crate::build::publish::OutputFormat;
 use crate::tdl::{Install, Template};
+use crate::util::cmd::CommandExt;
 
 /// The program this module drives.
 pub const PROGRAM: &str = "imagefactory";
@@ -152,14 +152,14 @@ impl Request {
         vagrant_kickstart: Option<&Path>,
         types: Vec<ImageType>,
     ) -> Result<Request> {
-        let text = crate::fsutil::read_input(tdl_path, "TDL", crate::tdl::MAX_FILE_BYTES)?;
+        let text = crate::util::fsutil::read_input(tdl_path, "TDL", crate::tdl::MAX_FILE_BYTES)?;
         let tdl = crate::tdl::parse(&text)
             .map_err(|e| anyhow::anyhow!("TDL {} is invalid:\n{e}", tdl_path.display()))?;
         for ks in std::iter::once(kickstart).chain(vagrant_kickstart) {
             if !ks.exists() {
                 bail!("kickstart {} does not exist", ks.display());
             }
-            crate::fsutil::check_input(ks, "kickstart", kickstart::loader::MAX_FILE_BYTES)?;
+            crate::util::fsutil::check_input(ks, "kickstart", kickstart::loader::MAX_FILE_BYTES)?;
         }
         let mut types = if types.is_empty() {
             ALL_TYPES.to_vec()
@@ -281,7 +281,7 @@ pub fn native_formats(types: &[ImageType]) -> Result<Vec<OutputFormat>> {
 }
 
 /// `--native`: builds the request's types from its kickstart with imagebuilder's own disk builder
-/// ([`crate::disk::from_kickstart::build_from_kickstart_file`], as `imagebuilder image` does) into
+/// ([`crate::build::kickstart::build_from_kickstart_file`], as `imagebuilder image` does) into
 /// `OUTDIR/images/<os_nr>.{qcow2,raw}`, the names the ImageFactory chain uses. `OUTDIR` must not
 /// exist unless `overwrite`. `ostree_repo` pulls from a local repository instead of the
 /// kickstart's URL (as `imagebuilder image --ostreerepo`).
@@ -319,7 +319,7 @@ pub fn run_chain(
     overwrite: bool,
     storage: &Path,
 ) -> Result<Vec<PathBuf>> {
-    let program = crate::cmd::find_in_path(PROGRAM).with_context(|| {
+    let program = crate::util::cmd::find_in_path(PROGRAM).with_context(|| {
         format!(
             "`{PROGRAM}` is not installed (it is not packaged for Debian), so the ImageFactory/Oz chain \
              cannot run here. Use `--native` to build the images with imagebuilder's own disk builder, \
@@ -332,7 +332,7 @@ pub fn run_chain(
             outdir.display()
         );
     }
-    let parent = crate::fsutil::parent_dir(outdir);
+    let parent = crate::util::fsutil::parent_dir(outdir);
     std::fs::create_dir_all(parent).with_context(|| format!("creating {}", parent.display()))?;
     let staging = tempfile::Builder::new()
         .prefix(".imagebuilder-imagefactory-")
@@ -525,7 +525,7 @@ fn sha256sums(images: &Path) -> Result<()> {
             .args(&names)
             .run_text()?
     };
-    crate::fsutil::write_atomic(&images.join("SHA256SUMS"), sums.as_bytes())
+    crate::util::fsutil::write_atomic(&images.join("SHA256SUMS"), sums.as_bytes())
 }
 
 /// Options of the Koji config that the TDL and kickstart do not carry.
@@ -608,7 +608,7 @@ pub fn koji_config(
         }
     }
     let ks_text =
-        crate::fsutil::read_input(kickstart, "kickstart", kickstart::loader::MAX_FILE_BYTES)?;
+        crate::util::fsutil::read_input(kickstart, "kickstart", kickstart::loader::MAX_FILE_BYTES)?;
     let ksversion = ks_text
         .lines()
         .find_map(|l| l.strip_prefix("#version="))

@@ -148,7 +148,7 @@ pub fn flatten(
     }
     let flat = kickstart::write(&report.kickstart);
     match output {
-        Some(p) => crate::fsutil::write_atomic(p, flat.as_bytes())
+        Some(p) => crate::util::fsutil::write_atomic(p, flat.as_bytes())
             .with_context(|| format!("writing {}", p.display()))?,
         None => stdout.write_all(flat.as_bytes())?,
     }

@@ -3,21 +3,21 @@
 //! All work lives in this library so that tests call it directly; `src/main.rs` and `src/cli/` hold
 //! only clap types and dispatch.
 
+pub mod blockdev;
+pub mod boot;
 pub mod boot_test;
-pub mod cleanup;
-pub mod cmd;
+pub mod build;
 pub mod config;
-pub mod deploy;
+pub mod deployment;
 pub mod disk;
-pub mod fsutil;
+pub mod fs;
 pub mod imagefactory;
 pub mod ks;
 pub mod logging;
-pub mod mounts;
-pub mod post;
+pub mod output;
+pub mod plan;
 pub mod progress;
 pub mod render;
-pub mod sandbox;
-pub mod sysconfig;
 pub mod tdl;
 pub mod tree;
+pub mod util;

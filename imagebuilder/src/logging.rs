@@ -24,14 +24,14 @@ struct QuietWhenInterrupted;
 
 impl std::io::Write for QuietWhenInterrupted {
     fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        if crate::cleanup::is_interrupted() {
+        if crate::util::cleanup::is_interrupted() {
             return Ok(buf.len());
         }
         std::io::stderr().write(buf)
     }
 
     fn write_all(&mut self, buf: &[u8]) -> std::io::Result<()> {
-        if crate::cleanup::is_interrupted() {
+        if crate::util::cleanup::is_interrupted() {
             return Ok(());
         }
         std::io::stderr().write_all(buf)

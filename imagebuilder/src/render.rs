@@ -227,7 +227,7 @@ impl Templates {
                     continue;
                 };
                 if p.is_file() && file.ends_with(".hbs") {
-                    let text = crate::fsutil::read_input(&p, "template", MAX_TEMPLATE_BYTES)?;
+                    let text = crate::util::fsutil::read_input(&p, "template", MAX_TEMPLATE_BYTES)?;
                     sources.push((format!("{prefix}{file}"), text));
                 }
             }
@@ -449,7 +449,7 @@ pub fn write_outputs(out_dir: &Path, rendered: &[Rendered]) -> Result<()> {
         .iter()
         .map(|r| (out_dir.join(&r.path), r.contents.as_bytes().to_vec()))
         .collect();
-    crate::fsutil::write_all_atomic(&files)
+    crate::util::fsutil::write_all_atomic(&files)
         .with_context(|| format!("writing rendered files under {}", out_dir.display()))
 }
 

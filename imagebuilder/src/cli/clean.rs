@@ -20,7 +20,7 @@ pub struct CleanArgs {
 }
 
 pub fn run(a: CleanArgs) -> Result<ExitCode> {
-    let report = imagebuilder::disk::outdir::clean(&a.outdir)?;
+    let report = imagebuilder::build::outdir::clean(&a.outdir)?;
     if a.json {
         println!("{}", serde_json::to_string_pretty(&report)?);
     } else if report.is_empty() {

@@ -21,7 +21,7 @@ pub struct DemoArgs {
 }
 
 pub fn run(a: DemoArgs) -> Result<ExitCode> {
-    let r = imagebuilder::disk::demo::run_demo(&a.outdir, !a.no_boot)?;
+    let r = imagebuilder::build::demo::run_demo(&a.outdir, !a.no_boot)?;
     if a.json {
         println!("{}", serde_json::to_string_pretty(&r)?);
         return Ok(ExitCode::SUCCESS);
@@ -31,7 +31,7 @@ pub fn run(a: DemoArgs) -> Result<ExitCode> {
     match &r.booted {
         Some(b) => println!(
             "booted (BIOS, QEMU TCG): {} on the console after {:.0} s; serial log {}",
-            imagebuilder::disk::demo::DEMO_MARKER,
+            imagebuilder::build::demo::DEMO_MARKER,
             b.marker_seconds
                 .or(b.login_prompt_seconds)
                 .unwrap_or_default(),

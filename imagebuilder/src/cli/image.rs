@@ -5,11 +5,11 @@ use std::process::ExitCode;
 
 use anyhow::Result;
 use clap::Args;
-use imagebuilder::disk::from_kickstart::{
+use imagebuilder::build::BuildResult;
+use imagebuilder::build::kickstart::{
     KickstartImageOptions, build_from_kickstart_file, source_date_epoch_from_env,
 };
-use imagebuilder::disk::outputs::OutputFormat;
-use imagebuilder::disk::pipeline::BuildResult;
+use imagebuilder::build::publish::OutputFormat;
 
 /// Options of `imagebuilder image` (rpm-ostree-toolbox `imagefactory` names where they exist).
 #[derive(Debug, Args)]
@@ -97,7 +97,7 @@ pub fn parse_size(s: &str) -> Result<u64, String> {
         }
     };
     let n: u64 = num.parse().map_err(|_| format!("`{s}` is not a size"))?;
-    let max = (imagebuilder::disk::request::MAX_DISK_MIB) << 20;
+    let max = (imagebuilder::plan::request::MAX_DISK_MIB) << 20;
     match n.checked_mul(mult) {
         Some(0) => Err(format!("`{s}` is not a positive size")),
         Some(b) if b <= max => Ok(b),

@@ -113,7 +113,7 @@ pub fn run(a: ImagefactoryArgs) -> Result<ExitCode> {
         let configs = imagefactory::koji_configs(&req, &opts)?;
         let paths = koji_paths(out, configs.len());
         for (cfg, path) in configs.iter().zip(&paths) {
-            imagebuilder::fsutil::write_atomic(path, cfg.text.as_bytes())?;
+            imagebuilder::util::fsutil::write_atomic(path, cfg.text.as_bytes())?;
             println!("{} (kickstart {})", path.display(), cfg.kickstart.display());
         }
     }

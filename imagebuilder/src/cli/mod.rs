@@ -1,6 +1,6 @@
 //! Command-line interface: one clap type per leaf subcommand, one `match` dispatching to the library.
 //! Exit codes: 0 success, 1 failure (or invalid input), 2 usage error (clap's own), 130/143
-//! interrupted by SIGINT/SIGTERM (after cleaning up; see `imagebuilder::cleanup`).
+//! interrupted by SIGINT/SIGTERM (after cleaning up; see `imagebuilder::util::cleanup`).
 
 use std::process::ExitCode;
 
@@ -47,7 +47,7 @@ enum Cmd {
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
     imagebuilder::logging::init(cli.verbose);
-    if let Err(e) = imagebuilder::cleanup::install_signal_handler() {
+    if let Err(e) = imagebuilder::util::cleanup::install_signal_handler() {
         eprintln!("error: {e:#}");
         return ExitCode::from(1);
     }
@@ -64,9 +64,9 @@ pub fn main() -> ExitCode {
         Cmd::Ks(c) => ks::run(c),
         Cmd::Clean(a) => clean::run(a),
     };
-    if imagebuilder::cleanup::is_interrupted() {
+    if imagebuilder::util::cleanup::is_interrupted() {
         // The signal thread is cleaning up; it prints the one line and exits.
-        imagebuilder::cleanup::wait_for_exit();
+        imagebuilder::util::cleanup::wait_for_exit();
     }
     match result {
         Ok(code) => code,

@@ -35,8 +35,11 @@ pub fn run(args: TdlArgs) -> Result<ExitCode> {
     match args.cmd {
         TdlCmd::Validate { files, json } => validate(&files, json),
         TdlCmd::Print { file } => {
-            let text =
-                imagebuilder::fsutil::read_input(&file, "TDL", imagebuilder::tdl::MAX_FILE_BYTES)?;
+            let text = imagebuilder::util::fsutil::read_input(
+                &file,
+                "TDL",
+                imagebuilder::tdl::MAX_FILE_BYTES,
+            )?;
             let t = imagebuilder::tdl::parse(&text)
                 .map_err(|e| anyhow::anyhow!("{}", prefix(&file, &e)))?;
             print!("{}", t.to_xml());
@@ -56,7 +59,8 @@ fn validate(files: &[PathBuf], json: bool) -> Result<ExitCode> {
     let mut failed = 0;
     let mut report = Vec::new();
     for f in files {
-        let text = imagebuilder::fsutil::read_input(f, "TDL", imagebuilder::tdl::MAX_FILE_BYTES)?;
+        let text =
+            imagebuilder::util::fsutil::read_input(f, "TDL", imagebuilder::tdl::MAX_FILE_BYTES)?;
         match imagebuilder::tdl::parse(&text) {
             Ok(t) => {
                 if json {

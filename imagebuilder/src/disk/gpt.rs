@@ -10,7 +10,7 @@ use gpt::mbr::ProtectiveMBR;
 use gpt::partition_types::{OperatingSystem, Type};
 use uuid::Uuid;
 
-use super::plan::{DiskPlan, SECTOR};
+use crate::plan::{DiskPlan, SECTOR};
 
 /// Writes the protective MBR and both GPT headers/tables. Keeps any boot code already in LBA 0
 /// (so it may run before or after the BIOS GRUB step).
@@ -68,9 +68,9 @@ mod tests {
     use std::process::Command;
 
     use super::*;
-    use crate::cmd::CommandExt;
-    use crate::disk::plan::{IdSource, Layout, MIB};
-    use crate::disk::request::{DiskRequest, PartitionRequest};
+    use crate::plan::request::{DiskRequest, PartitionRequest};
+    use crate::plan::{IdSource, Layout, MIB};
+    use crate::util::cmd::CommandExt;
 
     #[test]
     fn gpt_is_sgdisk_clean_and_matches_plan() {

@@ -13,8 +13,8 @@ use serde_json::{Map, Value};
 
 use super::sign::GpgKey;
 use super::version::{Policy, next_version};
-use crate::cmd::CommandExt;
 use crate::config::Config;
+use crate::util::cmd::CommandExt;
 
 /// The repository: `--ostreerepo`, else config `ostree_repo`, else `$OSTREE_REPO`, else `./repo`.
 pub fn repo_path(flag: Option<&Path>, cfg: Option<&Config>) -> Result<PathBuf> {
@@ -98,7 +98,7 @@ fn load_merged(
         ),
     };
     stack.push(canon);
-    let dir = crate::fsutil::parent_dir(path).to_owned();
+    let dir = crate::util::fsutil::parent_dir(path).to_owned();
     let mut base = Map::new();
     for inc in includes {
         let inc_path = dir.join(&inc);
@@ -247,7 +247,7 @@ pub fn pick_runner(container: Option<&str>) -> Result<Runner> {
         Some(image) => {
             let engine = ["podman", "docker"]
                 .into_iter()
-                .find(|e| crate::cmd::find_in_path(e).is_some())
+                .find(|e| crate::util::cmd::find_in_path(e).is_some())
                 .context(
                     "--container needs a container engine: install podman (Debian package \
                      `podman`) or docker (Debian package `docker.io`)",
@@ -258,7 +258,7 @@ pub fn pick_runner(container: Option<&str>) -> Result<Runner> {
             })
         }
         None => {
-            if crate::cmd::find_in_path("rpm-ostree").is_none() {
+            if crate::util::cmd::find_in_path("rpm-ostree").is_none() {
                 bail!(
                     "rpm-ostree not found on PATH (Debian 12 does not package it): run it in a \
                      container with --container IMAGE, or commit a prepared tree with --rootfs DIR"
@@ -359,7 +359,7 @@ pub fn treecompose(opts: &ComposeOptions) -> Result<ComposeOutcome> {
         .to_string_lossy()
         .into_owned();
     let flattened = serde_json::to_string_pretty(&Value::Object(tree)).context("treefile JSON")?;
-    crate::fsutil::write_atomic(&workdir.join(&name), flattened.as_bytes())?;
+    crate::util::fsutil::write_atomic(&workdir.join(&name), flattened.as_bytes())?;
 
     let plan = ComposePlan {
         repo: repo_path.clone(),
@@ -373,7 +373,7 @@ pub fn treecompose(opts: &ComposeOptions) -> Result<ComposeOutcome> {
         gpg: opts.gpg.clone(),
     };
     let mut cmd = compose_command(&plan, &runner);
-    let line = crate::cmd::display(&cmd);
+    let line = crate::util::cmd::display(&cmd);
     tracing::info!("running {line}");
     cmd.run().context("rpm-ostree compose tree failed")?;
 
@@ -405,7 +405,7 @@ pub fn treecompose(opts: &ComposeOptions) -> Result<ComposeOutcome> {
 fn stage_companions(files: &[PathBuf], workdir: &Path) -> Result<()> {
     let dirs: BTreeSet<PathBuf> = files
         .iter()
-        .map(|f| crate::fsutil::parent_dir(f).to_owned())
+        .map(|f| crate::util::fsutil::parent_dir(f).to_owned())
         .collect();
     for dir in dirs {
         for e in std::fs::read_dir(&dir).with_context(|| format!("reading {}", dir.display()))? {
@@ -548,7 +548,7 @@ release = 23
                 homedir: Some("/g".into()),
             }),
         };
-        let host = crate::cmd::display(&compose_command(&plan, &Runner::Host));
+        let host = crate::util::cmd::display(&compose_command(&plan, &Runner::Host));
         assert_eq!(
             host,
             "rpm-ostree compose tree --repo=/r/repo --add-metadata-string=version=7.0.3 \
@@ -558,7 +558,7 @@ release = 23
             engine: "podman".into(),
             image: "quay.io/fedora/fedora:40".into(),
         };
-        let c = crate::cmd::display(&compose_command(&plan, &runner));
+        let c = crate::util::cmd::display(&compose_command(&plan, &runner));
         assert_eq!(
             c,
             "podman run --rm --privileged --net=host -v /r/repo:/srv/imagebuilder/repo \
@@ -579,7 +579,7 @@ release = 23
             image: "img".into(),
         };
         assert_eq!(
-            crate::cmd::display(&compose_command(&bare, &docker)),
+            crate::util::cmd::display(&compose_command(&bare, &docker)),
             "docker run --rm --privileged --net=host -v /r/repo:/srv/imagebuilder/repo \
              -v /w:/srv/imagebuilder/workdir img rpm-ostree compose tree \
              --repo=/srv/imagebuilder/repo /srv/imagebuilder/workdir/t.json"

@@ -9,7 +9,7 @@ use std::process::Command;
 use anyhow::{Context, Result, bail};
 use ostree::glib;
 
-use crate::cmd::CommandExt;
+use crate::util::cmd::CommandExt;
 
 use super::commit::{CommitOptions, commit_rootfs};
 
@@ -117,7 +117,7 @@ pub fn mirror_from_sources(text: &str) -> Option<String> {
 /// `~/.cache/imagebuilder`; the cache is keyed on the recipe's content and guarded by a file lock so
 /// that concurrent test binaries share one build; a second call costs seconds.
 pub fn ensure_demo_tree(cache_dir: Option<&Path>) -> Result<DemoTree> {
-    crate::cleanup::set_stage("building the demo OSTree tree");
+    crate::util::cleanup::set_stage("building the demo OSTree tree");
     let base = self::cache_dir(cache_dir)?.join("demo-tree");
     std::fs::create_dir_all(&base)
         .with_context(|| format!("creating cache directory {}", base.display()))?;
@@ -170,13 +170,13 @@ fn build(dir: &Path) -> Result<DemoTree> {
     std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
     let recipe = dir.join("recipe");
     std::fs::create_dir_all(&recipe).with_context(|| format!("creating {}", recipe.display()))?;
-    crate::fsutil::write_atomic(&recipe.join("packages.txt"), PACKAGES.as_bytes())?;
-    crate::fsutil::write_atomic(&recipe.join("build-rootfs.sh"), SCRIPT.as_bytes())?;
+    crate::util::fsutil::write_atomic(&recipe.join("packages.txt"), PACKAGES.as_bytes())?;
+    crate::util::fsutil::write_atomic(&recipe.join("build-rootfs.sh"), SCRIPT.as_bytes())?;
 
     if !rustix::process::geteuid().is_root() {
         bail!("building the demo tree needs root (debootstrap and chroot); run as root");
     }
-    crate::cmd::require_program("debootstrap")?;
+    crate::util::cmd::require_program("debootstrap")?;
     let mirror = debian_mirror();
     tracing::info!(
         "building the demo root filesystem in {} (debootstrap from {mirror}; a few minutes)",
@@ -208,7 +208,7 @@ fn build(dir: &Path) -> Result<DemoTree> {
         .with_context(|| format!("renaming {} into place", repo_tmp.display()))?;
     std::fs::rename(&rootfs_tmp, dir.join("rootfs"))
         .with_context(|| format!("renaming {} into place", rootfs_tmp.display()))?;
-    crate::fsutil::write_atomic(&dir.join("done"), committed.commit.as_bytes())?;
+    crate::util::fsutil::write_atomic(&dir.join("done"), committed.commit.as_bytes())?;
     tracing::info!(
         "demo tree {DEMO_REF} = {} (rootfs {:.0?}, total {:.0?})",
         committed.commit,

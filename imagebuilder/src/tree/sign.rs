@@ -7,7 +7,7 @@ use std::process::Command;
 use anyhow::{Context, Result, bail};
 use ostree::{gio, glib};
 
-use crate::cmd::CommandExt;
+use crate::util::cmd::CommandExt;
 
 /// A secret key used to sign, optionally from a specific GnuPG home directory.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -29,7 +29,7 @@ impl GpgKey {
 
     /// Fails clearly, before anything is written, when the secret key is not available.
     pub fn check_available(&self) -> Result<()> {
-        crate::cmd::require_program("gpg")?;
+        crate::util::cmd::require_program("gpg")?;
         if let Some(h) = &self.homedir
             && !h.is_dir()
         {
@@ -115,7 +115,7 @@ fn summary_gpg_signatures(sig_file: &[u8]) -> Result<Vec<u8>> {
 
 /// Converts an ASCII-armoured keyring into a temporary binary one.
 fn dearmor(file: &Path) -> Result<tempfile::NamedTempFile> {
-    crate::cmd::require_program("gpg")?;
+    crate::util::cmd::require_program("gpg")?;
     let keys = Command::new("gpg")
         .args(["--batch", "--dearmor", "--output", "-"])
         .arg(file)
@@ -142,7 +142,7 @@ fn export_public_keys(homedir: &Path) -> Result<tempfile::NamedTempFile> {
             homedir.display()
         );
     }
-    crate::cmd::require_program("gpg")?;
+    crate::util::cmd::require_program("gpg")?;
     let keys = Command::new("gpg")
         .arg("--homedir")
         .arg(homedir)

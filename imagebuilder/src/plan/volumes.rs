@@ -13,7 +13,7 @@ use super::{
     PartitionRequest, Role, is_under,
 };
 use crate::disk::lvm::{self, PE_START};
-use crate::disk::request::{LogVolRequest, VolGroupRequest};
+use crate::plan::request::{LogVolRequest, VolGroupRequest};
 
 /// A validated volume group, not yet sized.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -625,7 +625,7 @@ pub fn mapper_path(vg: &str, lv: &str) -> String {
 mod tests {
     use super::super::tests::{ids, part, req};
     use super::*;
-    use crate::disk::plan::{FsKind, types};
+    use crate::plan::{FsKind, types};
 
     fn vg(line: usize, name: &str, pvs: &[&str]) -> VolGroupRequest {
         VolGroupRequest {

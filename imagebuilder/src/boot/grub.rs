@@ -11,9 +11,9 @@ use std::process::Command;
 
 use anyhow::{Context, Result, bail, ensure};
 
-use super::plan::{FsKind, SECTOR};
-use crate::cmd::CommandExt;
-use crate::deploy::BlsEntry;
+use crate::deployment::deploy::BlsEntry;
+use crate::plan::{FsKind, SECTOR};
+use crate::util::cmd::CommandExt;
 
 const GRUB_LIB: &str = "/usr/lib/grub";
 const COMMON_MODULES: &[&str] = &[
@@ -105,7 +105,7 @@ fn mkimage(
     extra: &[&str],
     out: &Path,
 ) -> Result<()> {
-    crate::cmd::require_program("grub-mkimage")?;
+    crate::util::cmd::require_program("grub-mkimage")?;
     let cfg = work.join(format!("embed-{format}.cfg"));
     std::fs::write(&cfg, embed_cfg(t)).with_context(|| format!("writing {}", cfg.display()))?;
     Command::new("grub-mkimage")

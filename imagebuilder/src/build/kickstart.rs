@@ -7,11 +7,11 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, Result, bail};
 use kickstart::{Kickstart, typed};
 
-use super::hooks::{KickstartConfig, KickstartPost};
-use super::outputs::{OutputFormat, validate_name};
-use super::pipeline::{BuildResult, ImageJob, build_image};
+use crate::build::publish::{OutputFormat, validate_name};
+use crate::build::{BuildResult, ImageJob, build_image};
+use crate::deployment::hooks::{KickstartConfig, KickstartPost};
 
-use super::request::{
+use crate::plan::request::{
     AutopartRequest, BootloaderRequest, DiskRequest, Located, LogVolRequest, MAX_DISK_MIB,
     OstreeSetup, PartitionRequest, ReqpartRequest, VolGroupRequest,
 };
@@ -234,13 +234,13 @@ pub fn build_from_kickstart_file(
     if !kickstart.exists() {
         bail!("kickstart {source_name} not found");
     }
-    crate::fsutil::check_input(kickstart, "kickstart", kickstart::loader::MAX_FILE_BYTES)?;
+    crate::util::fsutil::check_input(kickstart, "kickstart", kickstart::loader::MAX_FILE_BYTES)?;
     let ks = kickstart::parse_file(&source_name, kickstart::Version::devel())
         .map_err(|d| anyhow::anyhow!("{d}"))?;
     let source = KickstartSource {
         name: source_name,
         path: Some(kickstart.to_path_buf()),
-        sha256: super::outputs::sha256_file(kickstart)?,
+        sha256: crate::build::publish::sha256_file(kickstart)?,
     };
     build_from_kickstart(&ks, &source, opts)
 }
@@ -365,7 +365,7 @@ pub fn build_from_kickstart(
         kickstart_sha256: Some(source.sha256.clone()),
         id_seed: Some({
             use sha2::Digest as _;
-            super::outputs::hex(&sha2::Sha256::digest(kickstart::write(ks)))
+            crate::build::publish::hex(&sha2::Sha256::digest(kickstart::write(ks)))
         }),
         source_date_epoch: opts.source_date_epoch,
     };
@@ -428,9 +428,7 @@ mod tests {
             ("demo", "demo/x86_64/base", true)
         );
         assert_eq!(o.remote_name(), "demo");
-        let layout =
-            crate::disk::plan::Layout::from_request(&r, &crate::disk::plan::IdSource::Random)
-                .unwrap();
+        let layout = crate::plan::Layout::from_request(&r, &crate::plan::IdSource::Random).unwrap();
         assert_eq!(layout.parts.len(), 4);
     }
 
@@ -460,8 +458,7 @@ mod tests {
             (r.logvols[1].percent, r.logvols[1].maxsize_mib),
             (Some(20), Some(900))
         );
-        let l = crate::disk::plan::Layout::from_request(&r, &crate::disk::plan::IdSource::Random)
-            .unwrap();
+        let l = crate::plan::Layout::from_request(&r, &crate::plan::IdSource::Random).unwrap();
         assert_eq!(l.vgs[0].extent_size, 8 << 20);
         assert_eq!(l.filesystem("/").unwrap().label.as_deref(), Some("r"));
 
@@ -471,8 +468,7 @@ mod tests {
         );
         let ks = kickstart::parse(&thin, kickstart::Version::devel()).unwrap();
         let (r, _) = from_kickstart(&ks, "atomic.ks");
-        let e = crate::disk::plan::Layout::from_request(&r, &crate::disk::plan::IdSource::Random)
-            .unwrap_err();
+        let e = crate::plan::Layout::from_request(&r, &crate::plan::IdSource::Random).unwrap_err();
         assert!(
             e.to_string().starts_with(
                 "atomic.ks:5: thin provisioning (`logvol --thinpool`/`--thin`) is not supported"
@@ -524,8 +520,7 @@ mod tests {
             let ks = kickstart::parse(text, kickstart::Version::devel()).unwrap();
             let (r, _) = from_kickstart(&ks, "sizes.ks");
             let e =
-                crate::disk::plan::Layout::from_request(&r, &crate::disk::plan::IdSource::Random)
-                    .unwrap_err();
+                crate::plan::Layout::from_request(&r, &crate::plan::IdSource::Random).unwrap_err();
             assert_eq!(e.line, line, "{text}: {e}");
             assert!(
                 e.to_string().starts_with(&format!("sizes.ks:{line}: ")),

@@ -287,7 +287,7 @@ fn find_object(dir: &gio::File, path: &str, object: &str) -> Option<String> {
 
 /// The primary-key fingerprints in a GPG key file (`gpg --show-keys`).
 pub fn gpg_key_fingerprints(key: &Path) -> Result<Vec<String>> {
-    use crate::cmd::CommandExt;
+    use crate::util::cmd::CommandExt;
     let out = std::process::Command::new("gpg")
         .args(["--batch", "--with-colons", "--show-keys"])
         .arg(key)
@@ -422,7 +422,7 @@ pub mod testutil {
 
     use anyhow::Result;
 
-    use crate::cmd::CommandExt;
+    use crate::util::cmd::CommandExt;
 
     pub const KVER: &str = "6.1.0-test-amd64";
 
@@ -588,7 +588,7 @@ mod tests {
 
     /// A throwaway GnuPG home with one passphrase-less ed25519 key; returns (home, fingerprint).
     fn gpg_key(dir: &Path, name: &str) -> (PathBuf, String) {
-        use crate::cmd::CommandExt;
+        use crate::util::cmd::CommandExt;
         use std::process::Command;
         let home = dir.join(name);
         std::fs::create_dir(&home).unwrap();
@@ -626,7 +626,7 @@ mod tests {
 
     #[test]
     fn signed_commit_deploys_and_a_wrong_key_is_refused() {
-        use crate::cmd::CommandExt;
+        use crate::util::cmd::CommandExt;
         use std::process::Command;
         let d = tempfile::tempdir().unwrap();
         let (repo, commit) = testutil::synthetic_commit(d.path(), "test/x86_64/base", 10).unwrap();
@@ -687,7 +687,7 @@ mod tests {
     /// Replaces the object of `/usr/bin/hello` in the archive repo with another valid object (the
     /// content of `/usr/bin/blob`), as a corrupted mirror or disk would; returns its checksum.
     fn tamper_hello(repo: &Path) -> String {
-        use crate::cmd::CommandExt;
+        use crate::util::cmd::CommandExt;
         let sum = |path: &str| {
             let out = std::process::Command::new("ostree")
                 .arg(format!("--repo={}", repo.display()))

@@ -16,7 +16,7 @@
 //! * `/proc`, `/dev` (a minimal devtmpfs-like set), `/run` (tmpfs) and `/tmp` and `/var/tmp` on tmpfs
 //!   limited to the image's free space and **discarded** after the script;
 //! * a new user namespace, keeping only the capabilities a script needs for owners and modes
-//!   ([`crate::sandbox`]): no mount, remount or device node is possible, so every read-only bind
+//!   ([`crate::deployment::sandbox`]): no mount, remount or device node is possible, so every read-only bind
 //!   above is read-only in fact, not by convention;
 //! * a new PID, IPC and UTS namespace, and no network unless [`PostOptions::network`] is set;
 //! * the environment is cleared except `PATH`, `HOME=/root`, `LANG=C.UTF-8`, `TERM=dumb`.
@@ -54,9 +54,9 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result, bail};
 use serde::Serialize;
 
-use crate::cmd::{CommandExt, require_program};
-use crate::sandbox::UserNamespace;
-use crate::sysconfig::Target;
+use crate::deployment::sandbox::UserNamespace;
+use crate::deployment::sysconfig::Target;
+use crate::util::cmd::{CommandExt, require_program};
 
 /// Where the target appears inside a `--nochroot` script's sandbox.
 pub const NOCHROOT_TARGET: &str = "/mnt/sysimage";
@@ -171,7 +171,7 @@ fn sandbox(
     c.arg(format!("--fsize={}", opts.space_limit.max(1) + (1 << 20)))
         .arg("--")
         .arg("bwrap");
-    crate::sandbox::confine(&mut c, userns);
+    crate::deployment::sandbox::confine(&mut c, userns);
     c.args([
         "--die-with-parent",
         "--unshare-pid",
@@ -297,7 +297,7 @@ pub fn run_script(
         .tempfile()
         .context("creating the script file")?;
     std::io::Write::write_all(&mut script, s.body.as_bytes()).context("writing the script file")?;
-    let _script_on_interrupt = crate::cleanup::remove_file_guard(script.path());
+    let _script_on_interrupt = crate::util::cleanup::remove_file_guard(script.path());
 
     let watched = [t.root.join("etc"), t.var.clone()];
     let before = usage(&watched);

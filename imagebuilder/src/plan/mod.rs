@@ -15,9 +15,10 @@ use serde::Serialize;
 use sha2::{Digest, Sha256};
 use uuid::Uuid;
 
-use super::lvm::{self, PE_START};
-use super::request::{DiskRequest, PartitionRequest};
+use crate::disk::lvm::{self, PE_START};
+use crate::plan::request::{DiskRequest, PartitionRequest};
 
+pub mod request;
 mod volumes;
 pub use volumes::{LayoutLv, LayoutVg, LogicalVolume, PhysicalVolume, VolumeGroup, mapper_path};
 use volumes::{LvBase, pv_extents};
@@ -371,13 +372,13 @@ impl Layout {
         };
         parts.sort_by_key(|p| rank(p.role));
         let fixed: u64 = parts.iter().map(|p| p.min_mib).sum();
-        if fixed > super::request::MAX_DISK_MIB {
+        if fixed > crate::plan::request::MAX_DISK_MIB {
             let big = parts.iter().max_by_key(|p| p.min_mib).map_or(0, |p| p.line);
             return Err(err(
                 big,
                 format!(
                     "the partitions need {fixed} MiB, more than the largest disk image this builder writes ({} TiB)",
-                    (super::request::MAX_DISK_MIB + 1) >> 20
+                    (crate::plan::request::MAX_DISK_MIB + 1) >> 20
                 ),
             ));
         }
@@ -560,7 +561,7 @@ impl Layout {
                 "the EFI system partition must be at least {ESP_MIN_MIB} MiB for FAT32 (got {min_mib} MiB)"
             ));
         }
-        let xfs_min_mib = super::xfs::MIN_BYTES / MIB;
+        let xfs_min_mib = crate::fs::xfs::MIN_BYTES / MIB;
         if kind == FsKind::Xfs
             && min_mib < xfs_min_mib
             && (!p.grow || p.maxsize_mib.is_some_and(|m| m < xfs_min_mib))
@@ -895,7 +896,7 @@ pub fn is_under(path: &str, mountpoint: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::disk::request::*;
+    use crate::plan::request::*;
 
     pub(super) fn part(
         line: usize,

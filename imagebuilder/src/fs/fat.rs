@@ -655,7 +655,7 @@ mod tests {
     use std::process::Command;
 
     use super::*;
-    use crate::cmd::CommandExt;
+    use crate::util::cmd::CommandExt;
 
     #[test]
     fn geometry_is_fat32_with_enough_clusters() {

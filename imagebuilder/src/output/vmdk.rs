@@ -23,7 +23,7 @@ use anyhow::{Context, Result, ensure};
 use flate2::Compression;
 use flate2::write::ZlibEncoder;
 
-use super::qcow2::data_extents;
+use crate::output::qcow2::data_extents;
 
 const SECTOR: u64 = 512;
 /// Grain size in sectors (64 KiB), as VMware and qemu write it.
@@ -294,7 +294,7 @@ mod tests {
     use std::process::Command;
 
     use super::*;
-    use crate::cmd::CommandExt;
+    use crate::util::cmd::CommandExt;
 
     #[test]
     fn header_layout() {

@@ -1,7 +1,7 @@
 //! The one way this project runs external programs: log the command line, capture stderr into the
 //! error, check the exit status.
 //!
-//! Every child is registered with [`crate::cleanup`] while it runs (an interruption kills it),
+//! Every child is registered with [`crate::util::cleanup`] while it runs (an interruption kills it),
 //! leads its own process group (so killing it takes its helpers too, and a terminal's Ctrl-C
 //! reaches only the builder, which then stops the children itself), and is started with
 //! `PR_SET_PDEATHSIG = SIGKILL`, so it dies with the builder even when no handler can run.
@@ -104,7 +104,7 @@ impl CommandExt for Command {
                 spawn(self).with_context(|| format!("running `{line}`: {}", missing_hint(self)))?;
             let pid = child.id();
             let out = child.wait_with_output();
-            crate::cleanup::forget_child(pid);
+            crate::util::cleanup::forget_child(pid);
             out.with_context(|| format!("waiting for `{line}`"))?
         };
         if !status.success() {
@@ -136,13 +136,13 @@ fn spawn(cmd: &mut Command) -> Result<Child> {
     let parent = rustix::process::getpid();
     cmd.process_group(0);
     set_death_signal(cmd, parent);
-    crate::cleanup::spawn_child(cmd)
+    crate::util::cleanup::spawn_child(cmd)
 }
 
 /// Waits for a child started by [`spawn`] and deregisters it.
 fn wait(mut child: Child) -> std::io::Result<std::process::ExitStatus> {
     let st = child.wait();
-    crate::cleanup::forget_child(child.id());
+    crate::util::cleanup::forget_child(child.id());
     st
 }
 

@@ -6,9 +6,9 @@ use std::time::Duration;
 
 use anyhow::{Context, Result};
 
-use super::from_kickstart::{KickstartImageOptions, KickstartSource, build_from_kickstart};
-use super::outputs::OutputFormat;
-use super::pipeline::BuildResult;
+use crate::build::BuildResult;
+use crate::build::kickstart::{KickstartImageOptions, KickstartSource, build_from_kickstart};
+use crate::build::publish::OutputFormat;
 
 /// The demo kickstart (rendered by the templates area), embedded so the binary works anywhere.
 pub const DEMO_KICKSTART: &str = include_str!("../../../kickstarts/demo-qcow2.ks");
@@ -44,7 +44,7 @@ pub fn run_demo(outdir: &Path, boot: bool) -> Result<DemoResult> {
     let source = KickstartSource {
         name: "kickstarts/demo-qcow2.ks".into(),
         path: None,
-        sha256: super::outputs::hex(&<sha2::Sha256 as sha2::Digest>::digest(DEMO_KICKSTART)),
+        sha256: crate::build::publish::hex(&<sha2::Sha256 as sha2::Digest>::digest(DEMO_KICKSTART)),
     };
     let opts = KickstartImageOptions {
         ostree_repo: Some(tree.repo.clone()),

@@ -19,10 +19,10 @@ use std::process::Command;
 
 use anyhow::{Context, Result, bail, ensure};
 
-use super::fs::{MkfsOptions, estimate_bytes, tree_stats};
-use super::plan::{Filesystem, FsKind, MIB};
-use crate::cleanup::Guard;
-use crate::cmd::CommandExt;
+use crate::fs::{MkfsOptions, estimate_bytes, tree_stats};
+use crate::plan::{Filesystem, FsKind, MIB};
+use crate::util::cleanup::Guard;
+use crate::util::cmd::CommandExt;
 
 /// The smallest XFS filesystem `mkfs.xfs` (xfsprogs ≥ 5.19) creates.
 pub const MIN_BYTES: u64 = 300 * MIB;
@@ -36,8 +36,8 @@ pub fn unavailable_reason() -> Option<String> {
         return Some("/dev/loop-control does not exist (no loop device support)".into());
     }
     for p in ["mkfs.xfs", "losetup", "mount", "umount", "cp"] {
-        if crate::cmd::find_in_path(p).is_none() {
-            let pkg = crate::cmd::debian_package_for(p)
+        if crate::util::cmd::find_in_path(p).is_none() {
+            let pkg = crate::util::cmd::debian_package_for(p)
                 .map(|p| format!(" (Debian package `{p}`)"))
                 .unwrap_or_default();
             return Some(format!("`{p}` is not installed{pkg}"));
@@ -110,7 +110,7 @@ pub fn make_xfs(
     // `SRC/.` copies the directory's own owner, mode and times onto the mount point too.
     let mut from = src.as_os_str().to_owned();
     from.push("/.");
-    crate::cleanup::set_stage(format!("copying the tree into xfs on {}", fs.mountpoint));
+    crate::util::cleanup::set_stage(format!("copying the tree into xfs on {}", fs.mountpoint));
     tracing::info!(
         "copying {} into xfs on {} (cp -a)",
         src.display(),
@@ -155,9 +155,9 @@ impl MountPoint {
             .with_context(|| format!("creating a directory in {}", dir.display()))?
             .keep();
         let p = path.clone();
-        let guard = crate::cleanup::register(
+        let guard = crate::util::cleanup::register(
             format!("removing the mount point {}", path.display()),
-            move || crate::mounts::remove_mount_point(&p),
+            move || crate::blockdev::mounts::remove_mount_point(&p),
         );
         Ok(MountPoint { path, guard })
     }
@@ -230,9 +230,10 @@ impl LoopDevice {
             out.trim()
         );
         let p = path.clone();
-        let guard = crate::cleanup::register(format!("detaching {}", path.display()), move || {
-            crate::mounts::detach(&p)
-        });
+        let guard =
+            crate::util::cleanup::register(format!("detaching {}", path.display()), move || {
+                crate::blockdev::mounts::detach(&p)
+            });
         Ok(LoopDevice { path, guard })
     }
 
@@ -265,12 +266,13 @@ impl Mount {
         let t = target
             .canonicalize()
             .unwrap_or_else(|_| target.to_path_buf());
-        let guard = crate::cleanup::register(format!("unmounting {}", t.display()), move || {
-            if crate::mounts::is_mount_point(&t)? {
-                crate::mounts::unmount(&t)?;
-            }
-            Ok(())
-        });
+        let guard =
+            crate::util::cleanup::register(format!("unmounting {}", t.display()), move || {
+                if crate::blockdev::mounts::is_mount_point(&t)? {
+                    crate::blockdev::mounts::unmount(&t)?;
+                }
+                Ok(())
+            });
         Ok(Mount {
             target: target.to_path_buf(),
             guard,
@@ -357,7 +359,7 @@ mod tests {
 
         // Independent checks on the range copied out: xfs_repair, blkid, xfs_db.
         let part = tmp.path().join("part.img");
-        super::super::fs::extract_range(&image, offset, size, &part).unwrap();
+        crate::fs::extract_range(&image, offset, size, &part).unwrap();
         Command::new("xfs_repair")
             .arg("-n")
             .arg("-f")

@@ -3,6 +3,9 @@
 //! sparse copy), swap signatures natively. Also the size estimates that size `--grow` partitions,
 //! and the timestamp clamping that makes ext4 images reproducible.
 
+pub mod fat;
+pub mod xfs;
+
 use std::collections::HashSet;
 use std::fs::File;
 use std::io::{Read, Seek, SeekFrom};
@@ -12,8 +15,8 @@ use std::process::Command;
 
 use anyhow::{Context, Result, bail, ensure};
 
-use super::plan::{Filesystem, FsKind, MIB};
-use crate::cmd::CommandExt;
+use crate::plan::{Filesystem, FsKind, MIB};
+use crate::util::cmd::CommandExt;
 
 /// What a directory tree holds, as counted for sizing (hard links counted once).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -101,7 +104,7 @@ pub fn estimate_bytes(kind: FsKind, stats: &TreeStats) -> u64 {
                 + (stats.inodes + 64) * 512
                 + stats.dirs * 4096
                 + 96 * MIB;
-            est.max(super::xfs::MIN_BYTES)
+            est.max(crate::fs::xfs::MIN_BYTES)
         }
         FsKind::Vfat => stats.data_bytes + stats.dirs * 4096 + 36 * MIB,
         FsKind::Swap => 0,
@@ -259,7 +262,7 @@ pub fn make_btrfs(
 pub fn copy_sparse(from: &File, to: &File, offset: u64) -> Result<()> {
     let len = from.metadata()?.len();
     let mut buf = vec![0u8; 4 << 20];
-    for (start, end) in super::qcow2::data_extents(from, len)? {
+    for (start, end) in crate::output::qcow2::data_extents(from, len)? {
         let mut pos = start;
         while pos < end {
             let n = ((end - pos) as usize).min(buf.len());
@@ -514,7 +517,7 @@ pub fn has_ext_magic(f: &mut File, offset: u64) -> Result<bool> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::disk::plan::FsKind;
+    use crate::plan::FsKind;
 
     fn fs(kind: FsKind, mp: &str) -> Filesystem {
         Filesystem {

@@ -22,7 +22,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
 
-use crate::cmd::{CommandExt as _, require_program};
+use crate::util::cmd::{CommandExt as _, require_program};
 
 /// What a script may still do as root inside the target: change owners and modes of its files,
 /// override their permissions, run set-id programs, signal its own processes, `chroot`, set file

@@ -8,7 +8,7 @@
 //! * **Staging**: everything a build writes before publication lives in its own
 //!   `OUTDIR/.imagebuilder-work-XXXXXX/`: `stage/` (the deployment and the per-filesystem trees),
 //!   `out/` (outputs being written), `logs/` (this build's logs) and XFS mount points. Outputs are
-//!   renamed from `out/` into OUTDIR when the build succeeds (see [`super::outputs`]).
+//!   renamed from `out/` into OUTDIR when the build succeeds (see [`crate::build::publish`]).
 //! * **Logs**: on success the build's logs move into `OUTDIR/logs/` ([`publish_logs`]): with
 //!   `--overwrite` they replace the previous `logs/` as a whole, otherwise they replace files of the
 //!   same names. A failed build leaves the previous logs alone and puts its own under
@@ -29,8 +29,8 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result, bail};
 use serde::Serialize;
 
-use crate::cleanup::Guard;
-use crate::mounts::{self, LoopInfo};
+use crate::blockdev::mounts::{self, LoopInfo};
+use crate::util::cleanup::Guard;
 
 /// The lock file in OUTDIR (not an `.imagebuilder-*` staging entry).
 pub const LOCK_FILE: &str = ".imagebuilder.lock";
@@ -116,15 +116,17 @@ impl OutdirLock {
             file.write_all_at(format!("{}\n", describe_self()).as_bytes(), 0)
                 .with_context(|| format!("writing {}", path.display()))?;
             let (dir, lock) = (outdir.to_path_buf(), path.clone());
-            let guard =
-                crate::cleanup::register(format!("cleaning {}", outdir.display()), move || {
+            let guard = crate::util::cleanup::register(
+                format!("cleaning {}", outdir.display()),
+                move || {
                     let r = sweep(&dir);
                     let _ = std::fs::remove_file(&lock);
                     match r.errors.first() {
                         Some(e) => bail!("{e}"),
                         None => Ok(()),
                     }
-                });
+                },
+            );
             guard.names_outdir(outdir.to_path_buf());
             return Ok(OutdirLock {
                 path,
@@ -166,9 +168,10 @@ impl StagingDir {
             .with_context(|| format!("creating a work directory in {}", outdir.display()))?
             .keep();
         let p = path.clone();
-        let guard = crate::cleanup::register(format!("removing {}", path.display()), move || {
-            mounts::remove_tree(&p).map(drop)
-        });
+        let guard =
+            crate::util::cleanup::register(format!("removing {}", path.display()), move || {
+                mounts::remove_tree(&p).map(drop)
+            });
         Ok(StagingDir { path, guard })
     }
 

@@ -8,7 +8,7 @@ use std::process::Command;
 
 use anyhow::{Context, Result, bail};
 
-use crate::cmd::CommandExt;
+use crate::util::cmd::CommandExt;
 
 /// Decodes the octal escapes (`\040` space, `\011` tab, `\012` newline, `\134` backslash) the
 /// kernel writes in `/proc/*/mountinfo` and `/proc/mounts` paths.

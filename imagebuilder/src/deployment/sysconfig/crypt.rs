@@ -49,7 +49,7 @@ pub fn sha512(password: &str, seed: Option<&str>) -> Result<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::cmd::CommandExt;
+    use crate::util::cmd::CommandExt;
 
     #[test]
     fn matches_glibc_reference_vector() {

@@ -1,5 +1,5 @@
 //! Output files of an image build: every file is written under a temporary name in the build's
-//! staging directory in OUTDIR (`.imagebuilder-work-*/out/`, see [`super::outdir`]) and renamed
+//! staging directory in OUTDIR (`.imagebuilder-work-*/out/`, see [`crate::build::outdir`]) and renamed
 //! into place only when the whole build has succeeded, images first, then `metadata.json`, then
 //! `SHA256SUMS` last. A failed or interrupted build leaves nothing that looks finished (the staging
 //! directory is removed on error and on SIGINT/SIGTERM; after a SIGKILL it keeps its telltale name
@@ -16,7 +16,7 @@ use serde::Serialize;
 use sha2::{Digest, Sha256};
 use tempfile::TempPath;
 
-use crate::cmd::CommandExt;
+use crate::util::cmd::CommandExt;
 
 /// An output format.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
@@ -225,7 +225,7 @@ pub fn hex(b: &[u8]) -> String {
 
 /// Compresses `raw` with xz into a temporary file in `outdir`.
 pub fn xz(raw: &Path, outdir: &Path) -> Result<(File, TempPath)> {
-    crate::cmd::require_program("xz")?;
+    crate::util::cmd::require_program("xz")?;
     let (out, tmp) = temp_in(outdir, ".raw.xz")?;
     let input = File::open(raw).with_context(|| format!("opening {}", raw.display()))?;
     let mut cmd = Command::new("xz");
@@ -272,13 +272,13 @@ pub fn commit(
             .with_context(|| format!("renaming the finished output to {}", final_path.display()))?;
     }
     let meta = metadata(&infos)?;
-    crate::fsutil::write_atomic(&outdir.join("metadata.json"), &meta)?;
+    crate::util::fsutil::write_atomic(&outdir.join("metadata.json"), &meta)?;
     let mut sums = String::new();
     for i in &infos {
         sums.push_str(&format!("{}  {}\n", i.sha256, i.file));
     }
     sums.push_str(&format!("{}  metadata.json\n", hex(&Sha256::digest(&meta))));
-    crate::fsutil::write_atomic(&outdir.join("SHA256SUMS"), sums.as_bytes())?;
+    crate::util::fsutil::write_atomic(&outdir.join("SHA256SUMS"), sums.as_bytes())?;
     for f in ["metadata.json", "SHA256SUMS"] {
         std::fs::set_permissions(
             outdir.join(f),

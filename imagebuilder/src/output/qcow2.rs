@@ -441,7 +441,7 @@ mod tests {
     use std::process::Command;
 
     use super::*;
-    use crate::cmd::CommandExt;
+    use crate::util::cmd::CommandExt;
 
     fn sample_raw(path: &Path, size: u64) {
         let f = File::create(path).unwrap();

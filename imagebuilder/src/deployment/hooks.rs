@@ -1,12 +1,12 @@
 //! The kickstart's system configuration and `%post` scripts as [`DeploymentHook`]s: they run over
 //! the staged deployment after `/etc/fstab` is written and before the filesystems are made. The work
-//! itself is the sysboot area's ([`crate::sysconfig`], [`crate::post`]).
+//! itself is the sysboot area's ([`crate::deployment::sysconfig`], [`crate::deployment::post`]).
 
 use anyhow::{Context, Result};
 
-use super::fs::tree_stats;
-use super::outputs::BuildLog;
-use super::pipeline::{DeploymentHook, HookContext};
+use crate::build::publish::BuildLog;
+use crate::build::{DeploymentHook, HookContext};
+use crate::fs::tree_stats;
 
 /// `rootpw`, `user`, `services`, `timezone`, … written into the deployment's `/etc`.
 #[derive(Debug)]
@@ -20,7 +20,8 @@ impl DeploymentHook for KickstartConfig<'_> {
     }
 
     fn run(&self, ctx: &HookContext<'_>, log: &mut BuildLog) -> Result<()> {
-        let warnings = crate::sysconfig::apply_kickstart(&ctx.deployed.deployment, self.ks)?;
+        let warnings =
+            crate::deployment::sysconfig::apply_kickstart(&ctx.deployed.deployment, self.ks)?;
         for w in warnings {
             log.warn(w.to_string());
         }
@@ -56,8 +57,10 @@ impl DeploymentHook for KickstartPost<'_> {
             .unwrap_or(0)
             .saturating_sub(used)
             .max(64 << 20);
-        let opts = crate::post::PostOptions::new(ctx.log_dir, limit);
-        for o in crate::post::run_kickstart_post(&ctx.deployed.deployment, self.ks, &opts)? {
+        let opts = crate::deployment::post::PostOptions::new(ctx.log_dir, limit);
+        for o in
+            crate::deployment::post::run_kickstart_post(&ctx.deployed.deployment, self.ks, &opts)?
+        {
             log.step(format!(
                 "%post #{} exited {:?} in {:.1}s (log {})",
                 o.index,

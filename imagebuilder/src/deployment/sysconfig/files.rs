@@ -177,7 +177,7 @@ fn components(p: &Path) -> Vec<String> {
 /// Writes a host file whole with the given mode and owner: temp file in the same directory, fsync,
 /// rename. Never writes in place (the old file may be a hard link into an OSTree repository).
 pub fn write_file(path: &Path, contents: &[u8], mode: u32, owner: (u32, u32)) -> Result<()> {
-    let dir = crate::fsutil::parent_dir(path);
+    let dir = crate::util::fsutil::parent_dir(path);
     fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
     let tmp = tempfile::Builder::new()
         .prefix(".imagebuilder-tmp-")

@@ -18,8 +18,13 @@
 //!
 //! Before step 2 the build locks OUTDIR and removes what a killed earlier build left there; all its
 //! temporaries live in one staging directory in OUTDIR, and each step names itself to
-//! [`crate::cleanup`], so SIGINT/SIGTERM stop the build, undo it, and say where it stopped (see
-//! [`super::outdir`]).
+//! [`crate::util::cleanup`], so SIGINT/SIGTERM stop the build, undo it, and say where it stopped (see
+//! [`crate::build::outdir`]).
+
+pub mod demo;
+pub mod kickstart;
+pub mod outdir;
+pub mod publish;
 
 use std::collections::BTreeMap;
 use std::fs::File;
@@ -28,19 +33,19 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, Result, bail, ensure};
 use serde::Serialize;
 
-use super::fat::{FatOptions, write_fat32};
-use super::fs::{MkfsOptions, estimate_bytes, make_btrfs, make_ext, make_swap, tree_stats};
-use super::grub::{GrubTarget, build_core, build_efi, grub_cfg, install_bios};
-use super::outdir::{OutdirLock, StagingDir, keep_failed_logs, publish_logs, sweep};
-use super::outputs::{
+use crate::boot::grub::{GrubTarget, build_core, build_efi, grub_cfg, install_bios};
+use crate::build::outdir::{OutdirLock, StagingDir, keep_failed_logs, publish_logs, sweep};
+use crate::build::publish::{
     BuildLog, OutputFormat, OutputInfo, Staged, check_targets, temp_in, validate_name, xz,
 };
-use super::plan::{Content, DiskPlan, FsKind, IdSource, Layout, MIB, Role, is_under, mapper_path};
-use super::qcow2::{Qcow2Options, write_qcow2_with_progress};
-use super::request::{DiskRequest, OstreeSetup};
-use super::xfs::make_xfs;
-use crate::cleanup::set_stage;
-use crate::deploy::{self, DeploySource, Deployed};
+use crate::deployment::deploy::{self, DeploySource, Deployed};
+use crate::fs::fat::{FatOptions, write_fat32};
+use crate::fs::xfs::make_xfs;
+use crate::fs::{MkfsOptions, estimate_bytes, make_btrfs, make_ext, make_swap, tree_stats};
+use crate::output::qcow2::{Qcow2Options, write_qcow2_with_progress};
+use crate::plan::request::{DiskRequest, OstreeSetup};
+use crate::plan::{Content, DiskPlan, FsKind, IdSource, Layout, MIB, Role, is_under, mapper_path};
+use crate::util::cleanup::set_stage;
 
 /// Everything one `imagebuilder image` run needs.
 #[derive(Debug, Clone, Default)]
@@ -331,13 +336,13 @@ pub fn build_image(job: &ImageJob, hooks: &[&dyn DeploymentHook]) -> Result<Buil
     }
     check_targets(&job.outdir, &names, job.overwrite)?;
     for p in ["mke2fs", "grub-mkimage"] {
-        crate::cmd::require_program(p)?;
+        crate::util::cmd::require_program(p)?;
     }
     if layout.filesystems().iter().any(|f| f.kind == FsKind::Btrfs) {
-        crate::cmd::require_program("mkfs.btrfs")?;
+        crate::util::cmd::require_program("mkfs.btrfs")?;
     }
     if let Some(f) = layout.filesystems().iter().find(|f| f.kind == FsKind::Xfs) {
-        super::xfs::ensure_available(&f.mountpoint)?;
+        crate::fs::xfs::ensure_available(&f.mountpoint)?;
     }
     let work = StagingDir::create(&job.outdir)?;
     let log_dir = work.path().join("logs");
@@ -349,13 +354,13 @@ pub fn build_image(job: &ImageJob, hooks: &[&dyn DeploymentHook]) -> Result<Buil
         job, hooks, &work, &layout, &source, &kargs, &formats, &mut log,
     );
     let result = match result {
-        Ok(mut r) => crate::cleanup::uninterruptible(|| {
+        Ok(mut r) => crate::util::cleanup::uninterruptible(|| {
             set_stage("publishing the logs");
             publish_logs(&log_dir, &job.outdir, &job.name, job.overwrite)?;
             r.log = job.outdir.join("logs").join(format!("{}.log", job.name));
             Ok(r)
         }),
-        Err(e) if crate::cleanup::is_interrupted() => Err(e),
+        Err(e) if crate::util::cleanup::is_interrupted() => Err(e),
         Err(e) => {
             log.record(format!("FAILED: {e:#}"));
             drop(log);
@@ -370,7 +375,7 @@ pub fn build_image(job: &ImageJob, hooks: &[&dyn DeploymentHook]) -> Result<Buil
         }
     };
     let removed = work.remove();
-    crate::cleanup::clear_stage();
+    crate::util::cleanup::clear_stage();
     drop(lock);
     let r = result?;
     removed?;
@@ -476,7 +481,7 @@ fn run(
     // 6. One staging directory per filesystem, deepest mount points first.
     set_stage("measuring the staged tree");
     if let Some(epoch) = job.source_date_epoch {
-        super::fs::clamp_mtimes(&deployed.sysroot, epoch)?;
+        crate::fs::clamp_mtimes(&deployed.sysroot, epoch)?;
     }
     let mut fs_dirs: BTreeMap<String, PathBuf> = BTreeMap::new();
     let mut others: Vec<_> = layout
@@ -497,7 +502,7 @@ fn run(
         std::fs::create_dir_all(&src)
             .with_context(|| format!("creating mount point {}", src.display()))?;
         if let Some(epoch) = job.source_date_epoch {
-            super::fs::clamp_mtimes(src.parent().unwrap_or(&src), epoch)?;
+            crate::fs::clamp_mtimes(src.parent().unwrap_or(&src), epoch)?;
         }
         fs_dirs.insert(f.mountpoint.clone(), dst);
     }
@@ -588,7 +593,7 @@ fn run(
     raw_file
         .set_len(plan.size_bytes)
         .context("sizing the raw image")?;
-    super::gpt::write_gpt(&mut raw_file.try_clone()?, &plan)?;
+    crate::disk::gpt::write_gpt(&mut raw_file.try_clone()?, &plan)?;
     let mkfs = MkfsOptions {
         epoch: job.source_date_epoch,
     };
@@ -676,7 +681,7 @@ fn run(
     // The staging tree is no longer needed: remove it while the outputs are written (removing
     // tens of thousands of files is slow on hosts that mount with `discard`).
     let cleanup = std::thread::spawn(move || {
-        crate::mounts::remove_tree(&scratch)
+        crate::blockdev::mounts::remove_tree(&scratch)
             .map(drop)
             .with_context(|| format!("removing the staged tree {}", scratch.display()))
     });
@@ -723,10 +728,13 @@ fn run(
                     "packing vagrant-libvirt box",
                     std::fs::metadata(qcow2)?.len(),
                 );
-                let r =
-                    super::vagrant::write_libvirt_box(qcow2, plan.size_bytes, &f, mtime, &|n| {
-                        bar.inc(n)
-                    });
+                let r = crate::output::vagrant::write_libvirt_box(
+                    qcow2,
+                    plan.size_bytes,
+                    &f,
+                    mtime,
+                    &|n| bar.inc(n),
+                );
                 bar.finish_and_clear();
                 r?;
                 f.sync_all()?;
@@ -738,7 +746,8 @@ fn run(
             }
             OutputFormat::VagrantVirtualbox => {
                 set_stage("writing the vagrant-virtualbox box");
-                let vm = super::vagrant::BoxVm::new(&job.name, plan.size_bytes, &plan.disk_guid);
+                let vm =
+                    crate::output::vagrant::BoxVm::new(&job.name, plan.size_bytes, &plan.disk_guid);
                 log.step(format!(
                     "writing the streamOptimized VMDK (NAT MAC {})",
                     vm.mac_hex()
@@ -746,13 +755,13 @@ fn run(
                 let (vf, vtmp) = temp_in(&out_tmp, ".vmdk")?;
                 let cid =
                     u32::from_be_bytes(vm.disk_uuid.as_bytes()[..4].try_into().unwrap_or_default());
-                let data = super::qcow2::bytes_to_read(&raw_tmp)?;
+                let data = crate::output::qcow2::bytes_to_read(&raw_tmp)?;
                 let bar = crate::progress::bytes("writing VMDK", data);
-                let st = super::vmdk::write_stream_optimized(
+                let st = crate::output::vmdk::write_stream_optimized(
                     &raw_tmp,
                     &vf,
                     cid,
-                    super::vagrant::VMDK_NAME,
+                    crate::output::vagrant::VMDK_NAME,
                     &|n| bar.inc(n),
                 );
                 bar.finish_and_clear();
@@ -764,7 +773,7 @@ fn run(
                 ));
                 log.step("packing the vagrant-virtualbox box (tar: box.ovf, VMDK, Vagrantfile, metadata.json)");
                 let (f, tmp) = temp_in(&out_tmp, ".box")?;
-                super::vagrant::write_virtualbox_box(&vm, &vtmp, &f, mtime, &|_| {})?;
+                crate::output::vagrant::write_virtualbox_box(&vm, &vtmp, &f, mtime, &|_| {})?;
                 drop(vtmp);
                 f.sync_all()?;
                 staged.push(Staged {
@@ -840,9 +849,9 @@ fn run(
         v.push(b'\n');
         Ok(v)
     };
-    let outputs = crate::cleanup::uninterruptible(|| {
+    let outputs = crate::util::cleanup::uninterruptible(|| {
         set_stage("publishing the outputs");
-        super::outputs::commit(&job.outdir, staged, &make_meta)
+        crate::build::publish::commit(&job.outdir, staged, &make_meta)
     });
     let cleaned = cleanup.join();
     let outputs = outputs?;
@@ -885,7 +894,7 @@ fn write_qcow2_output(
         }
     ));
     let (f, tmp) = temp_in(dir, ".qcow2")?;
-    let data = super::qcow2::bytes_to_read(raw_tmp)?;
+    let data = crate::output::qcow2::bytes_to_read(raw_tmp)?;
     let bar = crate::progress::bytes("writing qcow2", data);
     let st = write_qcow2_with_progress(
         raw_tmp,
@@ -917,11 +926,11 @@ mod tests {
     use std::process::Command;
 
     use super::*;
-    use crate::cmd::CommandExt;
-    use crate::deploy::testutil::synthetic_commit;
-    use crate::disk::request::{
+    use crate::deployment::deploy::testutil::synthetic_commit;
+    use crate::plan::request::{
         BootloaderRequest, LogVolRequest, PartitionRequest, VolGroupRequest,
     };
+    use crate::util::cmd::CommandExt;
 
     fn job(outdir: &Path, repo: &Path, epoch: Option<i64>) -> ImageJob {
         ImageJob {
@@ -999,13 +1008,13 @@ mod tests {
                 "metadata.json"
             ]
         );
-        crate::disk::outputs::verify_sums(&a).unwrap();
+        crate::build::publish::verify_sums(&a).unwrap();
         let meta: serde_json::Value =
             serde_json::from_slice(&std::fs::read(a.join("metadata.json")).unwrap()).unwrap();
         assert_eq!(meta["source"]["commit"], commit.as_str());
         assert_eq!(
             meta["source"]["remote_url"],
-            crate::deploy::file_url(&repo).unwrap().as_str()
+            crate::deployment::deploy::file_url(&repo).unwrap().as_str()
         );
         assert_eq!(meta["disk"]["partitions"].as_array().unwrap().len(), 4);
 
@@ -1033,7 +1042,7 @@ mod tests {
         let plan = &ra.plan;
         for (f, offset, size) in plan.filesystems() {
             let part = d.path().join("part");
-            super::super::fs::extract_range(&raw, offset, size, &part).unwrap();
+            crate::fs::extract_range(&raw, offset, size, &part).unwrap();
             match f.kind {
                 FsKind::Ext4 => Command::new("e2fsck").arg("-fn").arg(&part).run().unwrap(),
                 FsKind::Vfat => {
@@ -1207,7 +1216,7 @@ mod tests {
         assert_eq!(&sig, b"SWAPSPACE2");
         let root = &vg.lvs[0];
         let part = d.path().join("root.img");
-        super::super::fs::extract_range(&raw, root.offset, root.size, &part).unwrap();
+        crate::fs::extract_range(&raw, root.offset, root.size, &part).unwrap();
         Command::new("e2fsck").arg("-fn").arg(&part).run().unwrap();
         let debugfs = |cmd: &str| {
             Command::new("debugfs")

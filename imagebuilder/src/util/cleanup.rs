@@ -1,6 +1,6 @@
 //! Cleanup and interruption: one process-global registry of what the running build must undo
 //! (staging trees, mounts, loop devices, temporary files: each registered by the RAII guard that
-//! owns it), of the child processes it started (registered by [`crate::cmd`]), and of the stage
+//! owns it), of the child processes it started (registered by [`crate::util::cmd`]), and of the stage
 //! it is in.
 //!
 //! * Normally a guard runs its own cleanup when it is dropped (or when its owner calls
@@ -15,7 +15,7 @@
 //! * Children are started with `PR_SET_PDEATHSIG = SIGKILL`: if the builder itself is SIGKILLed
 //!   (no handler runs) they die with it. What such a build leaves behind is recognised and removed
 //!   by the next build into the same output directory or by `imagebuilder clean`
-//!   ([`crate::disk::outdir`]).
+//!   ([`crate::build::outdir`]).
 
 use std::cell::Cell;
 use std::os::fd::{AsFd, OwnedFd};
