@@ -44,7 +44,9 @@ use crate::fs::xfs::make_xfs;
 use crate::fs::{MkfsOptions, estimate_bytes, make_btrfs, make_ext, make_swap, tree_stats};
 use crate::output::qcow2::{Qcow2Options, write_qcow2_with_progress};
 use crate::plan::request::{DiskRequest, OstreeSetup};
-use crate::plan::{Content, DiskPlan, FsKind, IdSource, Layout, MIB, Role, is_under, mapper_path};
+use crate::plan::{
+    Content, DiskPlan, Filesystem, FsKind, IdSource, Layout, MIB, Role, is_under, mapper_path,
+};
 use crate::util::cleanup::set_stage;
 
 /// Everything one `imagebuilder image` run needs.
@@ -306,27 +308,9 @@ fn free_bytes(dir: &Path) -> Option<u64> {
         .map(|s| s.f_bavail * s.f_frsize)
 }
 
-/// Runs the whole pipeline.
+/// Runs the whole pipeline: check the request, take OUTDIR, run the stages, publish the logs.
 pub fn build_image(job: &ImageJob, hooks: &[&dyn DeploymentHook]) -> Result<BuildResult> {
-    // 1. Validate everything cheap first.
-    ensure!(
-        !job.formats.is_empty(),
-        "no output format requested (-i {})",
-        OutputFormat::NAMES
-    );
-    validate_name("the output name", &job.name)?;
-    let ids = id_source(job);
-    let layout = Layout::from_request(&job.disk, &ids)?;
-    let kargs = kernel_args(&layout, &job.disk)?;
-    let source = deploy_source(job, kargs.clone())?;
-    let mut formats = job.formats.clone();
-    formats.sort();
-    formats.dedup();
-    let mut names: Vec<String> = formats
-        .iter()
-        .map(|f| format!("{}.{}", job.name, f.extension()))
-        .collect();
-    names.extend(["metadata.json".to_string(), "SHA256SUMS".to_string()]);
+    let req = BuildRequest::check(job)?;
     // One build per OUTDIR; what a killed build left goes first.
     let lock = OutdirLock::acquire(&job.outdir)?;
     set_stage("preparing the build");
@@ -334,29 +318,145 @@ pub fn build_image(job: &ImageJob, hooks: &[&dyn DeploymentHook]) -> Result<Buil
     for l in stale.lines() {
         tracing::warn!("{l} (left by an earlier build)");
     }
-    check_targets(&job.outdir, &names, job.overwrite)?;
-    for p in ["mke2fs", "grub-mkimage"] {
-        crate::util::cmd::require_program(p)?;
-    }
-    if layout.filesystems().iter().any(|f| f.kind == FsKind::Btrfs) {
-        crate::util::cmd::require_program("mkfs.btrfs")?;
-    }
-    if let Some(f) = layout.filesystems().iter().find(|f| f.kind == FsKind::Xfs) {
-        crate::fs::xfs::ensure_available(&f.mountpoint)?;
-    }
+    check_targets(&job.outdir, &req.output_names(job), job.overwrite)?;
+    req.check_tools()?;
     let work = StagingDir::create(&job.outdir)?;
     let log_dir = work.path().join("logs");
     let mut log = BuildLog::create(&log_dir, &job.name)?;
     for l in stale.lines() {
         log.warn(format!("{l} (left by an earlier build)"));
     }
-    let result = run(
-        job, hooks, &work, &layout, &source, &kargs, &formats, &mut log,
-    );
-    let result = match result {
+    let result = run(job, hooks, &req, &work, &mut log);
+    let result = finish_logs(job, result, log, &log_dir);
+    let removed = work.remove();
+    crate::util::cleanup::clear_stage();
+    drop(lock);
+    let r = result?;
+    removed?;
+    Ok(r)
+}
+
+/// The stages, in order: each takes plain data and returns plain data.
+fn run(
+    job: &ImageJob,
+    hooks: &[&dyn DeploymentHook],
+    req: &BuildRequest,
+    work: &StagingDir,
+    log: &mut BuildLog,
+) -> Result<BuildResult> {
+    let dirs = WorkDirs::create(work)?;
+    let deployed = stage_deployment(job, hooks, req, &dirs, log)?;
+    let boot = prepare_boot(job, &req.layout, &deployed, &dirs, log)?;
+    let trees = split_filesystems(job, &req.layout, &deployed, &dirs)?;
+    let plan = size_disk(job, req, &trees, log)?;
+    let raw = write_raw_disk(job, &plan, &trees, &boot, &dirs, log)?;
+    // The staging tree is no longer needed: remove it while the outputs are written (removing
+    // tens of thousands of files is slow on hosts that mount with `discard`).
+    let scratch = dirs.stage.clone();
+    let cleanup = std::thread::spawn(move || {
+        crate::blockdev::mounts::remove_tree(&scratch)
+            .map(drop)
+            .with_context(|| format!("removing the staged tree {}", scratch.display()))
+    });
+    let staged = write_outputs(job, &req.formats, &plan, raw, &dirs.out, log)?;
+    let outputs = crate::util::cleanup::uninterruptible(|| {
+        set_stage("publishing the outputs");
+        let meta = |outputs: &[OutputInfo]| metadata_json(job, req, &deployed, &plan, outputs);
+        crate::build::publish::commit(&job.outdir, staged, &meta)
+    });
+    let cleaned = cleanup.join();
+    let outputs = outputs?;
+    match cleaned {
+        Ok(r) => r?,
+        Err(_) => bail!("removing the work directory failed"),
+    }
+    for o in &outputs {
+        log.step(format!(
+            "wrote {} ({} MiB, sha256 {})",
+            o.file,
+            o.size / MIB,
+            o.sha256
+        ));
+    }
+    log.step(format!("done in {:.1}s", log.elapsed()));
+    Ok(BuildResult {
+        commit: deployed.commit.clone(),
+        reference: req.source.reference.clone(),
+        plan,
+        outputs,
+        log: log.path.clone(),
+    })
+}
+
+/// What is known about a build before any work: the checked layout, kernel arguments, source and
+/// outputs. Bad input fails here.
+struct BuildRequest {
+    layout: Layout,
+    kargs: Vec<String>,
+    source: DeploySource,
+    /// Sorted, without duplicates.
+    formats: Vec<OutputFormat>,
+}
+
+impl BuildRequest {
+    fn check(job: &ImageJob) -> Result<BuildRequest> {
+        ensure!(
+            !job.formats.is_empty(),
+            "no output format requested (-i {})",
+            OutputFormat::NAMES
+        );
+        validate_name("the output name", &job.name)?;
+        let layout = Layout::from_request(&job.disk, &id_source(job))?;
+        let kargs = kernel_args(&layout, &job.disk)?;
+        let source = deploy_source(job, kargs.clone())?;
+        let mut formats = job.formats.clone();
+        formats.sort();
+        formats.dedup();
+        Ok(BuildRequest {
+            layout,
+            kargs,
+            source,
+            formats,
+        })
+    }
+
+    /// Every file the build publishes in OUTDIR.
+    fn output_names(&self, job: &ImageJob) -> Vec<String> {
+        let mut names: Vec<String> = self
+            .formats
+            .iter()
+            .map(|f| format!("{}.{}", job.name, f.extension()))
+            .collect();
+        names.extend(["metadata.json".to_string(), "SHA256SUMS".to_string()]);
+        names
+    }
+
+    fn check_tools(&self) -> Result<()> {
+        for p in ["mke2fs", "grub-mkimage"] {
+            crate::util::cmd::require_program(p)?;
+        }
+        let filesystems = self.layout.filesystems();
+        if filesystems.iter().any(|f| f.kind == FsKind::Btrfs) {
+            crate::util::cmd::require_program("mkfs.btrfs")?;
+        }
+        if let Some(f) = filesystems.iter().find(|f| f.kind == FsKind::Xfs) {
+            crate::fs::xfs::ensure_available(&f.mountpoint)?;
+        }
+        Ok(())
+    }
+}
+
+/// A successful build's logs replace the published ones; a failed build's go beside them.
+fn finish_logs(
+    job: &ImageJob,
+    result: Result<BuildResult>,
+    mut log: BuildLog,
+    log_dir: &Path,
+) -> Result<BuildResult> {
+    match result {
         Ok(mut r) => crate::util::cleanup::uninterruptible(|| {
             set_stage("publishing the logs");
-            publish_logs(&log_dir, &job.outdir, &job.name, job.overwrite)?;
+            publish_logs(log_dir, &job.outdir, &job.name, job.overwrite)?;
             r.log = job.outdir.join("logs").join(format!("{}.log", job.name));
             Ok(r)
         }),
@@ -365,21 +465,15 @@ pub fn build_image(job: &ImageJob, hooks: &[&dyn DeploymentHook]) -> Result<Buil
             log.record(format!("FAILED: {e:#}"));
             drop(log);
             // The previous build's logs stay; this one's go next to them.
-            match keep_failed_logs(&log_dir, &job.outdir, &job.name) {
-                Ok(kept) => Err(moved_logs(e, &log_dir, &kept)),
+            match keep_failed_logs(log_dir, &job.outdir, &job.name) {
+                Ok(kept) => Err(moved_logs(e, log_dir, &kept)),
                 Err(e2) => {
                     tracing::warn!("keeping the failed build's logs: {e2:#}");
                     Err(e)
                 }
             }
         }
-    };
-    let removed = work.remove();
-    crate::util::cleanup::clear_stage();
-    drop(lock);
-    let r = result?;
-    removed?;
-    Ok(r)
+    }
 }
 
 /// An error that names log files in the build's log directory, with the paths they were moved to.
@@ -393,59 +487,85 @@ fn moved_logs(e: anyhow::Error, from: &Path, to: &Path) -> anyhow::Error {
     }
 }
 
-#[allow(clippy::too_many_arguments)]
-fn run(
+/// The build's scratch space inside its staging directory.
+struct WorkDirs {
+    /// The staging directory itself (XFS mount points go here).
+    root: PathBuf,
+    /// The deployment and everything derived from it.
+    stage: PathBuf,
+    /// Outputs being written.
+    out: PathBuf,
+    /// Logs, published when the build succeeds.
+    logs: PathBuf,
+}
+
+impl WorkDirs {
+    fn create(work: &StagingDir) -> Result<WorkDirs> {
+        let root = work.path().to_path_buf();
+        let dirs = WorkDirs {
+            stage: root.join("stage"),
+            out: root.join("out"),
+            logs: root.join("logs"),
+            root,
+        };
+        for d in [&dirs.stage, &dirs.out] {
+            std::fs::create_dir(d).with_context(|| format!("creating {}", d.display()))?;
+        }
+        Ok(dirs)
+    }
+}
+
+/// Stage: the staged deployment — the commit deployed, `/etc/fstab` written, every hook (system
+/// configuration, `%post`) run over it.
+fn stage_deployment(
     job: &ImageJob,
     hooks: &[&dyn DeploymentHook],
-    work: &StagingDir,
-    layout: &Layout,
-    source: &DeploySource,
-    kargs: &[String],
-    formats: &[OutputFormat],
+    req: &BuildRequest,
+    dirs: &WorkDirs,
     log: &mut BuildLog,
-) -> Result<BuildResult> {
-    // stage/: the deployment and everything derived from it; out/: outputs being written.
-    let scratch = work.path().join("stage");
-    let out_tmp = work.path().join("out");
-    for d in [&scratch, &out_tmp] {
-        std::fs::create_dir(d).with_context(|| format!("creating {}", d.display()))?;
-    }
-
-    // 2. Deploy.
+) -> Result<Deployed> {
+    let source = &req.source;
     log.step(format!(
         "deploying {} from {} (osname {})",
         source.reference, source.pull_url, source.osname
     ));
     set_stage(format!("deploying {}", source.reference));
     let bar = crate::progress::spinner(&format!("deploying {}", source.reference));
-    let deployed = deploy::deploy(&scratch.join("sysroot"), source);
+    let deployed = deploy::deploy(&dirs.stage.join("sysroot"), source);
     bar.finish_and_clear();
     let deployed = deployed?;
     log.step(format!("deployed commit {}", deployed.commit));
 
-    // 3. fstab.
     let etc_fstab = deployed.deployment.join("etc/fstab");
-    std::fs::write(&etc_fstab, fstab(layout))
+    std::fs::write(&etc_fstab, fstab(&req.layout))
         .with_context(|| format!("writing {}", etc_fstab.display()))?;
 
-    // 4. Hooks.
-    let fixed_root = layout.fixed_root_bytes();
-    let log_dir = work.path().join("logs");
+    let root_size_limit = job.size.or(req.layout.fixed_root_bytes());
     for h in hooks {
         set_stage(format!("running the {}", h.name()));
         log.step(format!("running {}", h.name()));
         let ctx = HookContext {
             deployed: &deployed,
-            layout,
-            log_dir: &log_dir,
-            root_size_limit: job.size.or(fixed_root),
+            layout: &req.layout,
+            log_dir: &dirs.logs,
+            root_size_limit,
             source_date_epoch: job.source_date_epoch,
         };
         h.run(&ctx, log)
             .with_context(|| format!("{} failed", h.name()))?;
     }
+    Ok(deployed)
+}
 
-    // 5. Bootloader configuration and the UEFI GRUB.
+/// Stage: `grub.cfg` from the boot entries, and the UEFI GRUB in the ESP tree. Returns where BIOS
+/// GRUB finds its files (`None` when the kickstart disables the boot loader).
+fn prepare_boot(
+    job: &ImageJob,
+    layout: &Layout,
+    deployed: &Deployed,
+    dirs: &WorkDirs,
+    log: &mut BuildLog,
+) -> Result<Option<GrubTarget>> {
     let boot_fs = layout
         .filesystems()
         .into_iter()
@@ -469,16 +589,25 @@ fn run(
         },
         boot_fs_kind: boot_fs.kind,
     };
-    let esp_dir = physical_path(&deployed, "/boot/efi")?;
-    if !job.disk.bootloader.disabled {
-        set_stage("building GRUB for UEFI");
-        log.step("building GRUB for UEFI (EFI/BOOT/BOOTX64.EFI)");
-        build_efi(&scratch, &target, &esp_dir.join("EFI/BOOT/BOOTX64.EFI"))?;
-    } else {
+    if job.disk.bootloader.disabled {
         log.warn("bootloader disabled by the kickstart: the image will not boot by itself");
+        return Ok(None);
     }
+    let esp_dir = physical_path(deployed, "/boot/efi")?;
+    set_stage("building GRUB for UEFI");
+    log.step("building GRUB for UEFI (EFI/BOOT/BOOTX64.EFI)");
+    build_efi(&dirs.stage, &target, &esp_dir.join("EFI/BOOT/BOOTX64.EFI"))?;
+    Ok(Some(target))
+}
 
-    // 6. One staging directory per filesystem, deepest mount points first.
+/// Stage: one directory per filesystem, deepest mount points first, moved out of the staged tree;
+/// `/` keeps the rest. With `SOURCE_DATE_EPOCH`, modification times are clamped to it.
+fn split_filesystems(
+    job: &ImageJob,
+    layout: &Layout,
+    deployed: &Deployed,
+    dirs: &WorkDirs,
+) -> Result<BTreeMap<String, PathBuf>> {
     set_stage("measuring the staged tree");
     if let Some(epoch) = job.source_date_epoch {
         crate::fs::clamp_mtimes(&deployed.sysroot, epoch)?;
@@ -491,8 +620,8 @@ fn run(
         .collect();
     others.sort_by_key(|f| std::cmp::Reverse(f.mountpoint.matches('/').count()));
     for (i, f) in others.iter().enumerate() {
-        let src = physical_path(&deployed, &f.mountpoint)?;
-        let dst = scratch.join(format!("fs-{i}"));
+        let src = physical_path(deployed, &f.mountpoint)?;
+        let dst = dirs.stage.join(format!("fs-{i}"));
         if src.exists() {
             std::fs::rename(&src, &dst)
                 .with_context(|| format!("moving {} out for {}", src.display(), f.mountpoint))?;
@@ -507,10 +636,20 @@ fn run(
         fs_dirs.insert(f.mountpoint.clone(), dst);
     }
     fs_dirs.insert("/".into(), deployed.sysroot.clone());
+    Ok(fs_dirs)
+}
+
+/// Stage: measure each filesystem's tree and size the disk; check OUTDIR has room for the outputs.
+fn size_disk(
+    job: &ImageJob,
+    req: &BuildRequest,
+    trees: &BTreeMap<String, PathBuf>,
+    log: &mut BuildLog,
+) -> Result<DiskPlan> {
     let mut needs = BTreeMap::new();
     let mut total_need = 0;
-    for f in layout.filesystems() {
-        if let Some(dir) = fs_dirs.get(&f.mountpoint) {
+    for f in req.layout.filesystems() {
+        if let Some(dir) = trees.get(&f.mountpoint) {
             let stats = tree_stats(dir)?;
             let need = estimate_bytes(f.kind, &stats);
             log.step(format!(
@@ -524,7 +663,25 @@ fn run(
             needs.insert(f.mountpoint.clone(), need);
         }
     }
-    let plan = layout.allocate(&needs, job.size)?;
+    let plan = req.layout.allocate(&needs, job.size)?;
+    log_plan(&plan, log);
+    if let Some(free) = free_bytes(&job.outdir) {
+        // The raw image holds the data once; qcow2 and raw.xz each need up to as much again.
+        let want = total_need * (1 + req.formats.len() as u64) + 64 * MIB;
+        if free < want {
+            bail!(
+                "not enough space in {}: the outputs need about {} MiB, {} MiB are free",
+                job.outdir.display(),
+                want.div_ceil(MIB),
+                free / MIB
+            );
+        }
+    }
+    Ok(plan)
+}
+
+/// The disk plan in the build log: partitions, then volume groups with their PVs and LVs.
+fn log_plan(plan: &DiskPlan, log: &mut BuildLog) {
     log.step(format!(
         "disk: {} MiB, {} partitions",
         plan.size_bytes / MIB,
@@ -574,35 +731,35 @@ fn run(
             ));
         }
     }
-    if let Some(free) = free_bytes(&job.outdir) {
-        // The raw image holds the data once; qcow2 and raw.xz each need up to as much again.
-        let want = total_need * (1 + formats.len() as u64) + 64 * MIB;
-        if free < want {
-            bail!(
-                "not enough space in {}: the outputs need about {} MiB, {} MiB are free",
-                job.outdir.display(),
-                want.div_ceil(MIB),
-                free / MIB
-            );
-        }
-    }
+}
 
-    // 7. The raw image.
-    set_stage("writing the raw image");
-    let (raw_file, raw_tmp) = temp_in(&out_tmp, ".raw")?;
-    raw_file
-        .set_len(plan.size_bytes)
-        .context("sizing the raw image")?;
-    crate::disk::gpt::write_gpt(&mut raw_file.try_clone()?, &plan)?;
-    let mkfs = MkfsOptions {
-        epoch: job.source_date_epoch,
-    };
-    let now = job.source_date_epoch.unwrap_or_else(|| {
+/// The build's time: `SOURCE_DATE_EPOCH`, else now.
+fn build_time(job: &ImageJob) -> i64 {
+    job.source_date_epoch.unwrap_or_else(|| {
         std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map(|d| d.as_secs() as i64)
             .unwrap_or(0)
-    });
+    })
+}
+
+/// Stage: the sparse raw disk — GPT, LVM metadata of each PV, every filesystem at its offset, BIOS
+/// GRUB. Returns the temporary raw file in the work directory.
+fn write_raw_disk(
+    job: &ImageJob,
+    plan: &DiskPlan,
+    trees: &BTreeMap<String, PathBuf>,
+    boot: &Option<GrubTarget>,
+    dirs: &WorkDirs,
+    log: &mut BuildLog,
+) -> Result<tempfile::TempPath> {
+    set_stage("writing the raw image");
+    let (raw_file, raw_tmp) = temp_in(&dirs.out, ".raw")?;
+    raw_file
+        .set_len(plan.size_bytes)
+        .context("sizing the raw image")?;
+    crate::disk::gpt::write_gpt(&mut raw_file.try_clone()?, plan)?;
+    let now = build_time(job);
     for vg in &plan.volume_groups {
         log.step(format!("writing LVM metadata of volume group {}", vg.name));
         let spec = vg.spec(now);
@@ -610,271 +767,266 @@ fn run(
             spec.write_pv(&raw_file, pv.offset, i)?;
         }
     }
+    let disk = RawDisk {
+        path: &raw_tmp,
+        file: &raw_file,
+    };
     for (f, offset, size) in plan.filesystems() {
-        log.step(format!(
-            "making {} on {} ({} MiB)",
-            f.kind.fstab_type(),
-            f.mountpoint,
-            size / MIB
-        ));
-        set_stage(format!(
-            "making {} on {}",
-            f.kind.fstab_type(),
-            f.mountpoint
-        ));
-        let bar = crate::progress::spinner(&format!(
-            "making {} on {}",
-            f.kind.fstab_type(),
-            f.mountpoint
-        ));
-        let made: Result<()> = (|| {
-            match f.kind {
-                FsKind::Ext4 | FsKind::Ext3 => {
-                    make_ext(&raw_tmp, offset, size, f, &fs_dirs[&f.mountpoint], mkfs)?
-                }
-                FsKind::Btrfs => make_btrfs(
-                    &raw_tmp,
-                    offset,
-                    size,
-                    f,
-                    &fs_dirs[&f.mountpoint],
-                    &scratch.join("btrfs.img"),
-                )?,
-                FsKind::Vfat => {
-                    let opts = FatOptions {
-                        label: f.label.clone().unwrap_or_default(),
-                        volume_id: f.fat_volume_id().context("FAT volume id")?,
-                        timestamp: now,
-                    };
-                    write_fat32(&raw_file, offset, size, &fs_dirs[&f.mountpoint], &opts)
-                        .with_context(|| {
-                            format!("writing the FAT filesystem for {}", f.mountpoint)
-                        })?;
-                }
-                FsKind::Xfs => make_xfs(
-                    &raw_tmp,
-                    offset,
-                    size,
-                    f,
-                    &fs_dirs[&f.mountpoint],
-                    work.path(),
-                    mkfs,
-                )?,
-                FsKind::Swap => make_swap(&raw_file, offset, size, f)?,
-            }
-            Ok(())
-        })();
+        let what = format!("making {} on {}", f.kind.fstab_type(), f.mountpoint);
+        log.step(format!("{what} ({} MiB)", size / MIB));
+        set_stage(what.clone());
+        let bar = crate::progress::spinner(&what);
+        let made = make_filesystem(job, &disk, (f, offset, size), &trees[&f.mountpoint], dirs);
         bar.finish_and_clear();
         made?;
     }
-    if !job.disk.bootloader.disabled {
+    if let Some(target) = boot {
         let bios = plan
             .partition(Role::BiosBoot)
             .context("no BIOS boot partition")?;
         set_stage("installing GRUB for BIOS");
         log.step("installing GRUB for BIOS (boot.img + core.img)");
-        let core = build_core(&scratch, &target)?;
+        let core = build_core(&dirs.stage, target)?;
         install_bios(&raw_file, &core, bios.start_lba, bios.sectors)?;
     }
     raw_file.sync_all().context("flushing the raw image")?;
-    drop(raw_file);
-    // The staging tree is no longer needed: remove it while the outputs are written (removing
-    // tens of thousands of files is slow on hosts that mount with `discard`).
-    let cleanup = std::thread::spawn(move || {
-        crate::blockdev::mounts::remove_tree(&scratch)
-            .map(drop)
-            .with_context(|| format!("removing the staged tree {}", scratch.display()))
-    });
+    Ok(raw_tmp)
+}
 
-    // 8. Outputs. The qcow2 is written once and serves both `-i qcow2` and the libvirt box.
-    let mut staged = Vec::new();
+/// The raw image being written: its path (for programs) and an open handle (for own writers).
+struct RawDisk<'a> {
+    path: &'a Path,
+    file: &'a File,
+}
+
+/// One filesystem from `tree`, written into the raw disk at `offset`.
+fn make_filesystem(
+    job: &ImageJob,
+    disk: &RawDisk<'_>,
+    (f, offset, size): (&Filesystem, u64, u64),
+    tree: &Path,
+    dirs: &WorkDirs,
+) -> Result<()> {
+    let mkfs = MkfsOptions {
+        epoch: job.source_date_epoch,
+    };
+    match f.kind {
+        FsKind::Ext4 | FsKind::Ext3 => make_ext(disk.path, offset, size, f, tree, mkfs),
+        FsKind::Btrfs => make_btrfs(
+            disk.path,
+            offset,
+            size,
+            f,
+            tree,
+            &dirs.stage.join("btrfs.img"),
+        ),
+        FsKind::Vfat => {
+            let opts = FatOptions {
+                label: f.label.clone().unwrap_or_default(),
+                volume_id: f.fat_volume_id().context("FAT volume id")?,
+                timestamp: build_time(job),
+            };
+            write_fat32(disk.file, offset, size, tree, &opts)
+                .map(drop)
+                .with_context(|| format!("writing the FAT filesystem for {}", f.mountpoint))
+        }
+        FsKind::Xfs => make_xfs(disk.path, offset, size, f, tree, &dirs.root, mkfs),
+        FsKind::Swap => make_swap(disk.file, offset, size, f),
+    }
+}
+
+/// Stage: every requested output from the raw disk, as temporary files in `out` in publication
+/// order (raw, raw.xz, qcow2, boxes). The qcow2 is written once and serves both `-i qcow2` and the
+/// libvirt box.
+fn write_outputs(
+    job: &ImageJob,
+    formats: &[OutputFormat],
+    plan: &DiskPlan,
+    raw: tempfile::TempPath,
+    out: &Path,
+    log: &mut BuildLog,
+) -> Result<Vec<Staged>> {
     let needs_qcow2 = formats
         .iter()
         .any(|f| matches!(f, OutputFormat::Qcow2 | OutputFormat::VagrantLibvirt));
-    let mut qcow2_tmp = if needs_qcow2 {
-        Some(write_qcow2_output(job, &raw_tmp, &out_tmp, log)?)
+    let mut qcow2 = if needs_qcow2 {
+        Some(write_qcow2_output(job, &raw, out, log)?)
     } else {
         None
     };
-    // Box tar headers: SOURCE_DATE_EPOCH or 0.
-    let mtime = job.source_date_epoch.unwrap_or(0).max(0) as u64;
+    let mut staged = Vec::new();
     for fmt in formats {
-        let final_path = job.outdir.join(format!("{}.{}", job.name, fmt.extension()));
-        match fmt {
-            OutputFormat::Raw => {}
-            OutputFormat::Qcow2 => {}
-            OutputFormat::RawXz => {
-                set_stage("compressing raw.xz");
-                log.step("compressing raw.xz");
-                let bar = crate::progress::spinner("compressing raw.xz");
-                let r = xz(&raw_tmp, &out_tmp);
-                bar.finish_and_clear();
-                let (f, tmp) = r?;
-                f.sync_all()?;
-                staged.push(Staged {
-                    format: Some(*fmt),
-                    final_path,
-                    tmp,
-                });
-            }
+        let tmp = match fmt {
+            OutputFormat::Raw | OutputFormat::Qcow2 => continue,
+            OutputFormat::RawXz => write_raw_xz(&raw, out, log)?,
             OutputFormat::VagrantLibvirt => {
-                let qcow2 = qcow2_tmp.as_ref().context("qcow2 for the libvirt box")?;
-                set_stage("packing the vagrant-libvirt box");
-                log.step(
-                    "packing the vagrant-libvirt box (tar.gz: metadata.json, Vagrantfile, box.img)",
-                );
-                let (f, tmp) = temp_in(&out_tmp, ".box")?;
-                let bar = crate::progress::bytes(
-                    "packing vagrant-libvirt box",
-                    std::fs::metadata(qcow2)?.len(),
-                );
-                let r = crate::output::vagrant::write_libvirt_box(
-                    qcow2,
-                    plan.size_bytes,
-                    &f,
-                    mtime,
-                    &|n| bar.inc(n),
-                );
-                bar.finish_and_clear();
-                r?;
-                f.sync_all()?;
-                staged.push(Staged {
-                    format: Some(*fmt),
-                    final_path,
-                    tmp,
-                });
+                let qcow2 = qcow2.as_ref().context("qcow2 for the libvirt box")?;
+                write_libvirt_box(job, plan, qcow2, out, log)?
             }
-            OutputFormat::VagrantVirtualbox => {
-                set_stage("writing the vagrant-virtualbox box");
-                let vm =
-                    crate::output::vagrant::BoxVm::new(&job.name, plan.size_bytes, &plan.disk_guid);
-                log.step(format!(
-                    "writing the streamOptimized VMDK (NAT MAC {})",
-                    vm.mac_hex()
-                ));
-                let (vf, vtmp) = temp_in(&out_tmp, ".vmdk")?;
-                let cid =
-                    u32::from_be_bytes(vm.disk_uuid.as_bytes()[..4].try_into().unwrap_or_default());
-                let data = crate::output::qcow2::bytes_to_read(&raw_tmp)?;
-                let bar = crate::progress::bytes("writing VMDK", data);
-                let st = crate::output::vmdk::write_stream_optimized(
-                    &raw_tmp,
-                    &vf,
-                    cid,
-                    crate::output::vagrant::VMDK_NAME,
-                    &|n| bar.inc(n),
-                );
-                bar.finish_and_clear();
-                let st = st?;
-                log.step(format!(
-                    "VMDK: {} grains, {} MiB file",
-                    st.grains,
-                    st.file_size / MIB
-                ));
-                log.step("packing the vagrant-virtualbox box (tar: box.ovf, VMDK, Vagrantfile, metadata.json)");
-                let (f, tmp) = temp_in(&out_tmp, ".box")?;
-                crate::output::vagrant::write_virtualbox_box(&vm, &vtmp, &f, mtime, &|_| {})?;
-                drop(vtmp);
-                f.sync_all()?;
-                staged.push(Staged {
-                    format: Some(*fmt),
-                    final_path,
-                    tmp,
-                });
-            }
-        }
+            OutputFormat::VagrantVirtualbox => write_virtualbox_box(job, plan, &raw, out, log)?,
+        };
+        staged.push(Staged {
+            format: Some(*fmt),
+            final_path: output_path(job, *fmt),
+            tmp,
+        });
     }
     if formats.contains(&OutputFormat::Qcow2) {
-        let tmp = qcow2_tmp.take().context("qcow2 output")?;
-        // Rename order: raw, raw.xz, qcow2, boxes.
+        let tmp = qcow2.take().context("qcow2 output")?;
         let pos = staged
             .iter()
             .position(|s| s.format > Some(OutputFormat::Qcow2))
             .unwrap_or(staged.len());
+        let final_path = output_path(job, OutputFormat::Qcow2);
         staged.insert(
             pos,
             Staged {
                 format: Some(OutputFormat::Qcow2),
-                final_path: job.outdir.join(format!("{}.qcow2", job.name)),
+                final_path,
                 tmp,
             },
         );
     }
-    drop(qcow2_tmp);
+    drop(qcow2);
     if formats.contains(&OutputFormat::Raw) {
+        let final_path = output_path(job, OutputFormat::Raw);
         staged.insert(
             0,
             Staged {
                 format: Some(OutputFormat::Raw),
-                final_path: job.outdir.join(format!("{}.raw", job.name)),
-                tmp: raw_tmp,
+                final_path,
+                tmp: raw,
             },
         );
-    } else {
-        drop(raw_tmp);
     }
-    let ks_info = KickstartInfo {
-        file: job
-            .kickstart_path
-            .as_ref()
-            .and_then(|p| p.file_name())
-            .map(|n| n.to_string_lossy().into_owned()),
-        sha256: job.kickstart_sha256.clone(),
-    };
-    let make_meta = |outputs: &[OutputInfo]| -> Result<Vec<u8>> {
-        let m = Metadata {
-            tool: Tool {
-                name: "imagebuilder",
-                version: env!("CARGO_PKG_VERSION"),
-            },
-            kickstart: Some(KickstartInfo {
-                file: ks_info.file.clone(),
-                sha256: ks_info.sha256.clone(),
-            }),
-            source: SourceInfo {
-                reference: &source.reference,
-                commit: &deployed.commit,
-                osname: &source.osname,
-                remote: &source.remote,
-                remote_url: &source.remote_url,
-                pulled_from: &source.pull_url,
-                gpg_verified: source.gpg_verify,
-            },
-            source_date_epoch: job.source_date_epoch,
-            disk: &plan,
-            kernel_arguments: kargs,
-            outputs,
-        };
-        let mut v = serde_json::to_vec_pretty(&m)?;
-        v.push(b'\n');
-        Ok(v)
-    };
-    let outputs = crate::util::cleanup::uninterruptible(|| {
-        set_stage("publishing the outputs");
-        crate::build::publish::commit(&job.outdir, staged, &make_meta)
-    });
-    let cleaned = cleanup.join();
-    let outputs = outputs?;
-    match cleaned {
-        Ok(r) => r?,
-        Err(_) => bail!("removing the work directory failed"),
-    }
-    for o in &outputs {
-        log.step(format!(
-            "wrote {} ({} MiB, sha256 {})",
-            o.file,
-            o.size / MIB,
-            o.sha256
-        ));
-    }
-    log.step(format!("done in {:.1}s", log.elapsed()));
-    Ok(BuildResult {
-        commit: deployed.commit.clone(),
-        reference: source.reference.clone(),
-        plan,
+    Ok(staged)
+}
+
+fn output_path(job: &ImageJob, fmt: OutputFormat) -> PathBuf {
+    job.outdir.join(format!("{}.{}", job.name, fmt.extension()))
+}
+
+/// Box tar headers: `SOURCE_DATE_EPOCH` or 0.
+fn box_mtime(job: &ImageJob) -> u64 {
+    job.source_date_epoch.unwrap_or(0).max(0) as u64
+}
+
+fn write_raw_xz(raw: &Path, out: &Path, log: &mut BuildLog) -> Result<tempfile::TempPath> {
+    set_stage("compressing raw.xz");
+    log.step("compressing raw.xz");
+    let bar = crate::progress::spinner("compressing raw.xz");
+    let r = xz(raw, out);
+    bar.finish_and_clear();
+    let (f, tmp) = r?;
+    f.sync_all()?;
+    Ok(tmp)
+}
+
+fn write_libvirt_box(
+    job: &ImageJob,
+    plan: &DiskPlan,
+    qcow2: &Path,
+    out: &Path,
+    log: &mut BuildLog,
+) -> Result<tempfile::TempPath> {
+    set_stage("packing the vagrant-libvirt box");
+    log.step("packing the vagrant-libvirt box (tar.gz: metadata.json, Vagrantfile, box.img)");
+    let (f, tmp) = temp_in(out, ".box")?;
+    let bar = crate::progress::bytes(
+        "packing vagrant-libvirt box",
+        std::fs::metadata(qcow2)?.len(),
+    );
+    let r = crate::output::vagrant::write_libvirt_box(
+        qcow2,
+        plan.size_bytes,
+        &f,
+        box_mtime(job),
+        &|n| bar.inc(n),
+    );
+    bar.finish_and_clear();
+    r?;
+    f.sync_all()?;
+    Ok(tmp)
+}
+
+fn write_virtualbox_box(
+    job: &ImageJob,
+    plan: &DiskPlan,
+    raw: &Path,
+    out: &Path,
+    log: &mut BuildLog,
+) -> Result<tempfile::TempPath> {
+    set_stage("writing the vagrant-virtualbox box");
+    let vm = crate::output::vagrant::BoxVm::new(&job.name, plan.size_bytes, &plan.disk_guid);
+    log.step(format!(
+        "writing the streamOptimized VMDK (NAT MAC {})",
+        vm.mac_hex()
+    ));
+    let (vf, vtmp) = temp_in(out, ".vmdk")?;
+    let cid = u32::from_be_bytes(vm.disk_uuid.as_bytes()[..4].try_into().unwrap_or_default());
+    let data = crate::output::qcow2::bytes_to_read(raw)?;
+    let bar = crate::progress::bytes("writing VMDK", data);
+    let st = crate::output::vmdk::write_stream_optimized(
+        raw,
+        &vf,
+        cid,
+        crate::output::vagrant::VMDK_NAME,
+        &|n| bar.inc(n),
+    );
+    bar.finish_and_clear();
+    let st = st?;
+    log.step(format!(
+        "VMDK: {} grains, {} MiB file",
+        st.grains,
+        st.file_size / MIB
+    ));
+    log.step("packing the vagrant-virtualbox box (tar: box.ovf, VMDK, Vagrantfile, metadata.json)");
+    let (f, tmp) = temp_in(out, ".box")?;
+    crate::output::vagrant::write_virtualbox_box(&vm, &vtmp, &f, box_mtime(job), &|_| {})?;
+    drop(vtmp);
+    f.sync_all()?;
+    Ok(tmp)
+}
+
+/// `metadata.json` for the published outputs.
+fn metadata_json(
+    job: &ImageJob,
+    req: &BuildRequest,
+    deployed: &Deployed,
+    plan: &DiskPlan,
+    outputs: &[OutputInfo],
+) -> Result<Vec<u8>> {
+    let source = &req.source;
+    let m = Metadata {
+        tool: Tool {
+            name: "imagebuilder",
+            version: env!("CARGO_PKG_VERSION"),
+        },
+        kickstart: Some(KickstartInfo {
+            file: job
+                .kickstart_path
+                .as_ref()
+                .and_then(|p| p.file_name())
+                .map(|n| n.to_string_lossy().into_owned()),
+            sha256: job.kickstart_sha256.clone(),
+        }),
+        source: SourceInfo {
+            reference: &source.reference,
+            commit: &deployed.commit,
+            osname: &source.osname,
+            remote: &source.remote,
+            remote_url: &source.remote_url,
+            pulled_from: &source.pull_url,
+            gpg_verified: source.gpg_verify,
+        },
+        source_date_epoch: job.source_date_epoch,
+        disk: plan,
+        kernel_arguments: &req.kargs,
         outputs,
-        log: log.path.clone(),
-    })
+    };
+    let mut v = serde_json::to_vec_pretty(&m)?;
+    v.push(b'\n');
+    Ok(v)
 }
 
 /// Writes the qcow2 of `raw_tmp` into a temporary file in `dir`.
