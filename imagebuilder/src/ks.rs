@@ -9,7 +9,7 @@ use anyhow::{Context, Result, bail};
 use kickstart::{Diagnostic, FsLoader, Options, Severity, Version};
 use serde::Serialize;
 
-/// Resolve a `--syntax` value: `F21`…`F46`, `RHEL7`…`RHEL10`, `DEVEL`, or `auto` (the file's
+/// Resolve a `--syntax` value: `F21`…`F46`, `RHEL7`…`RHEL11`, `DEVEL`, or `auto` (the file's
 /// `#version=` line, else DEVEL).
 pub fn resolve_syntax(syntax: &str, text: Option<&str>) -> Result<Version> {
     if syntax.eq_ignore_ascii_case("auto") {

@@ -10,7 +10,8 @@ fn syntax(s: &str) -> Result<String, String> {
         Ok(s.to_string())
     } else {
         Err(format!(
-            "unknown syntax version {s:?}: use F21…F46, RHEL7…RHEL10, DEVEL or auto"
+            "unknown syntax version {s:?}: use {}, DEVEL or auto",
+            kickstart::Version::range_description()
         ))
     }
 }
@@ -31,7 +32,7 @@ pub enum KsCmd {
 /// `ks validate`
 #[derive(Debug, Args)]
 pub struct ValidateArgs {
-    /// Syntax version: F21…F46, RHEL7…RHEL10, DEVEL, or auto (the file's #version= line)
+    /// Syntax version: F21…F46, RHEL7…RHEL11, DEVEL, or auto (the file's #version= line)
     #[arg(long, default_value = "DEVEL", value_parser = syntax)]
     syntax: String,
     /// One JSON object per file per line on stdout
@@ -51,7 +52,7 @@ pub struct ValidateArgs {
 /// `ks flatten`
 #[derive(Debug, Args)]
 pub struct FlattenArgs {
-    /// Syntax version: F21…F46, RHEL7…RHEL10, DEVEL, or auto
+    /// Syntax version: F21…F46, RHEL7…RHEL11, DEVEL, or auto
     #[arg(long, default_value = "DEVEL", value_parser = syntax)]
     syntax: String,
     /// Output file (written atomically; default stdout)
