@@ -219,6 +219,7 @@ fn generated_inputs_match_pykickstart() {
     let mut failures = Vec::new();
     let mut by_kind: BTreeMap<&str, usize> = BTreeMap::new();
     let mut done = std::collections::HashSet::new();
+    let (mut both_fail, mut same_message) = (0usize, 0usize);
     for c in &all {
         let k = (c.version.clone(), key(c));
         if !done.insert(k.clone()) {
@@ -231,6 +232,20 @@ fn generated_inputs_match_pykickstart() {
         e.1 += 1;
         if same {
             e.0 += 1;
+            if !mine.ok {
+                both_fail += 1;
+                if mine.message == theirs.message {
+                    same_message += 1;
+                } else if std::env::var_os("DIFFERENTIAL_MESSAGES").is_some() {
+                    println!(
+                        "message differs: {}\t{}\n\tpykickstart: {:?}\n\tours:        {:?}",
+                        c.version,
+                        escape(&c.text),
+                        theirs.message,
+                        mine.message
+                    );
+                }
+            }
             continue;
         }
         let ex = [
@@ -266,7 +281,7 @@ fn generated_inputs_match_pykickstart() {
     }
     let total: usize = per_version.values().map(|x| x.1).sum();
     println!(
-        "{total} generated inputs; {} listed exceptions used",
+        "{total} generated inputs; {} listed exceptions used; where both reject, the first message is pykickstart's word for word in {same_message}/{both_fail}",
         used.len()
     );
     let unused: Vec<_> = exceptions.keys().filter(|k| !used.contains(*k)).collect();
