@@ -610,6 +610,15 @@ fn partition(ctx: &Ctx, ns: &mut Namespace, out: &mut Vec<Issue>) {
         ));
         return;
     }
+    if ctx.is("F20_Partition")
+        && s(ns, "fstype") == Some("tmpfs")
+        && (t(ns, "grow") || !matches!(ns.get("maxSizeMB"), Value::Int(0) | Value::None))
+    {
+        out.push(Issue::Err(
+            "The --fstype=tmpfs option can't be used together with --grow or --maxsize".into(),
+        ));
+        return;
+    }
     if !mkfs_checks(ns, out) || !pbkdf_check(ns, out) {
         return;
     }

@@ -249,6 +249,12 @@ fn pick_use(a: &ActionSpec, rng: &mut Rng) -> String {
     }
 }
 
+/// Any use of one option, uniformly.
+fn pick_any(a: &ActionSpec, rng: &mut Rng) -> String {
+    let uses = option_uses(a);
+    uses[rng.below(uses.len())].clone()
+}
+
 fn positional_words(p: &ParserSpec) -> Vec<String> {
     let mut words = Vec::new();
     for a in p.actions.iter().filter(|a| a.opts.is_empty()) {
@@ -387,6 +393,31 @@ pub fn cases(seed: u64) -> Vec<Case> {
                     }
                 }
             }
+            // every pair of options once, each with a seeded pick of its uses (requirements
+            // and exclusions between two options)
+            for (i, a) in opts.iter().enumerate() {
+                for b in &opts[i + 1..] {
+                    if a.dest == b.dest || !rng.chance(35) {
+                        continue;
+                    }
+                    let (ua, ub) = (pick_any(a, &mut rng), pick_any(b, &mut rng));
+                    add("pair", format!("{base} {ua} {ub}\n"));
+                }
+            }
+            // every use of a value option together with each flag (e.g. --fstype=tmpfs --grow)
+            let flags: Vec<&&ActionSpec> = opts.iter().filter(|a| is_flag(a)).collect();
+            for a in opts.iter().filter(|a| {
+                !is_flag(a)
+                    && (a.choices.is_some() || a.type_map.is_some() || a.dest.contains("fstype"))
+            }) {
+                for u in option_uses(a) {
+                    for f in &flags {
+                        if rng.chance(12) {
+                            add("value-flag", format!("{base} {u} {}\n", f.opts[0]));
+                        }
+                    }
+                }
+            }
             if opts.len() >= 2 {
                 let n_combos = 3 + opts.len() / 2;
                 for _ in 0..n_combos {
@@ -460,6 +491,12 @@ pub fn cases(seed: u64) -> Vec<Case> {
             "%anaconda\npwpolicy root --minlen=6\n%end\n",
             "%post\n%end\n%post --nochroot\necho\n%end\n",
             "%pre\n%packages\n%end\n",
+            "part /tmp --fstype=tmpfs --size=100 --grow\n",
+            "part /tmp --fstype=tmpfs --size=100 --maxsize=200\n",
+            "part /tmp --fstype=tmpfs --size=100 --fsoptions=size=100m\n",
+            "raid /data --level=1 --device=md0 --useexisting\n",
+            "raid /data --device=md0 --noformat\n",
+            "raid /data --device=md0 raid.01\n",
         ] {
             add("section", text.to_string());
         }
