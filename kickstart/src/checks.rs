@@ -347,7 +347,9 @@ pub fn check(ctx: &Ctx, ns: &mut Namespace) -> Vec<Issue> {
         "ZFCP" => {
             if ctx.is("F37_ZFCP") {
                 let (d, w, f) = (t(ns, "devnum"), t(ns, "wwpn"), t(ns, "fcplun"));
-                if !((d && !w && !f) || (d && w && f)) {
+                // devnum alone, or devnum with both wwpn and fcplun
+                let allowed = d && (w == f);
+                if !allowed {
                     err(
                         &mut out,
                         "Only --devnum or --devnum with --wwpn and --fcplun are allowed.",
