@@ -233,7 +233,7 @@ fn object_path_in_source(
     let local = src
         .pull_url
         .strip_prefix("file://")
-        .map(|p| ostree::Repo::new_for_path(p))
+        .map(ostree::Repo::new_for_path)
         .filter(|r| r.open(gio::Cancellable::NONE).is_ok());
     let repo = local.as_ref().unwrap_or(staging);
     let commit = repo
