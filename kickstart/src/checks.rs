@@ -874,25 +874,50 @@ fn network(ctx: &Ctx, ns: &mut Namespace, out: &mut Vec<Issue>) {
     }
 }
 
-/// pykickstart's `validate_network_interface_name` (RHEL7 `--interfacename`).
+/// Python `int()` of a VLAN id candidate (`None`: not a number; too big for i64: i64::MAX).
+fn vlan_int(s: &str) -> Option<i64> {
+    match crate::text::py_int(s) {
+        Ok(v) => Some(v),
+        Err(true) => Some(i64::MAX),
+        Err(false) => None,
+    }
+}
+
+/// pykickstart's `validate_network_interface_name` (RHEL7 `--interfacename`): a `.` or a
+/// leading `vlan` must be followed by a VLAN id in range.
 fn interface_name_error(name: &str) -> Option<String> {
-    if name.is_empty() {
-        return None;
+    let mut vlan_id = None;
+    if let Some((prefix, id)) = name.split_once('.') {
+        if prefix == "vlan" {
+            return Some("When using the <prefix>.<vlan id> interface name notation, <prefix> can't be equal to 'vlan'.".into());
+        }
+        match vlan_int(id) {
+            Some(v) => vlan_id = Some(v),
+            None => {
+                return Some(
+                    "If network --interfacename contains a '.', valid vlan id should follow."
+                        .into(),
+                );
+            }
+        }
     }
-    if name.len() > 15 {
-        return Some(format!(
-            "Network interface name too long: {name} (maximum is 15 characters)"
-        ));
+    if let Some(id) = name.strip_prefix("vlan") {
+        match vlan_int(id) {
+            Some(v) => vlan_id = Some(v),
+            None => {
+                return Some(
+                    "If network --interfacename starts with 'vlan', valid vlan id should follow."
+                        .into(),
+                );
+            }
+        }
     }
-    if name
-        .chars()
-        .any(|c| c.is_whitespace() || c == '/' || c == ':')
-    {
-        return Some(format!(
-            "Network interface name contains invalid characters: {name}"
-        ));
+    match vlan_id {
+        Some(v) if !(0..=4095).contains(&v) => {
+            Some("The vlan id is out of the 0-4095 vlan id range.".into())
+        }
+        _ => None,
     }
-    None
 }
 
 fn list_of(v: &Value) -> Vec<Value> {
