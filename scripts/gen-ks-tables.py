@@ -3,9 +3,10 @@
 
 Run: .venv/bin/python scripts/gen-ks-tables.py > kickstart/data/tables.json
 
-For every supported syntax version (F21..F46, RHEL7..RHEL10) it records each command name: its class,
-which names share one command object (aliases), whether the class is deprecated or removed, the
-conflicting commands, the write priority, whether its parse() uses parse_known_args, and the argparse
+For every syntax version pykickstart knows from F21 and RHEL7 on (discovered from
+pykickstart.version.versionMap, so a newer pykickstart's versions are picked up as they come) it
+records each command name: its class, which names share one command object (aliases), whether the
+class is deprecated or removed, the conflicting commands, the write priority, whether its parse() uses parse_known_args, and the argparse
 option table of its parser (option strings in the parser's own order, action kind, nargs, const, type,
 choices, required, default, deprecation). Section header parsers (%packages, scripts, %certificate) are
 dumped the same way. The Rust crate compiles the JSON in; it needs no Python at build or run time.
@@ -24,8 +25,22 @@ from pykickstart.parser import (CertificateSection, OnErrorScriptSection, Packag
                                 TracebackScriptSection)
 from pykickstart.version import DEVEL, makeVersion, stringToVersion, versionMap
 
-FEDORA = [f"F{n}" for n in range(21, 47)]
-RHEL = [f"RHEL{n}" for n in range(7, 11)]
+
+
+def discover_versions():
+    """Fedora versions from F21 and RHEL versions from RHEL7 on, oldest first, and the name DEVEL
+    stands for (the numbered Fedora with DEVEL's constant)."""
+    def numbered(prefix, first):
+        pat = re.compile(prefix + r"(\d+)$")
+        found = sorted((int(m.group(1)), name) for name in versionMap
+                       if (m := pat.match(name)) and int(m.group(1)) >= first)
+        return [name for _, name in found]
+    fedora = numbered("F", 21)
+    rhel = numbered("RHEL", 7)
+    devel = [n for n in fedora if versionMap[n] == DEVEL]
+    if len(devel) != 1:
+        raise SystemExit(f"no single Fedora version has DEVEL's constant {DEVEL}: {devel}")
+    return fedora, rhel, devel[0]
 
 
 def jsonable(v):
@@ -174,6 +189,8 @@ def dump_version(name):
                 parser = dump_parser(op)
         commands[cname] = {
             "class": type(cmd).__name__,
+            "mro": [k.__name__ for k in type(cmd).__mro__
+                    if k.__module__.startswith("pykickstart.commands.")],
             "obj": group,
             "status": status,
             "parser": parser,
@@ -200,11 +217,20 @@ def dump_version(name):
     return {"name": name, "id": ver, "commands": commands, "sections": sections}
 
 
+def pykickstart_version():
+    try:
+        from importlib.metadata import version
+        return version("pykickstart")
+    except Exception:  # noqa: BLE001 - metadata missing in a source checkout
+        return getattr(pykickstart, "__version__", "unknown")
+
+
 def main():
     warnings.simplefilter("ignore")
-    versions = [dump_version(v) for v in FEDORA + RHEL]
-    out = {"pykickstart": pykickstart.__version__ if hasattr(pykickstart, "__version__") else "3.78",
-           "devel": "F46", "parsers": PARSERS, "versions": versions}
+    fedora, rhel, devel = discover_versions()
+    versions = [dump_version(v) for v in fedora + rhel]
+    out = {"pykickstart": pykickstart_version(), "devel": devel, "parsers": PARSERS,
+           "versions": versions}
     json.dump(out, sys.stdout, separators=(",", ":"), sort_keys=True)
     sys.stdout.write("\n")
 

@@ -290,6 +290,7 @@ pub fn run_native(
     outdir: &Path,
     overwrite: bool,
     ostree_repo: Option<&Path>,
+    syntax: Option<&str>,
 ) -> Result<BuildResult> {
     let formats = native_formats(&req.types)?;
     if outdir.exists() && !overwrite {
@@ -305,6 +306,7 @@ pub fn run_native(
         name: Some(req.os_nr.clone()),
         overwrite,
         source_date_epoch: source_date_epoch_from_env()?,
+        syntax: syntax.map(str::to_string),
         ..Default::default()
     };
     build_from_kickstart_file(&req.kickstart, opts)

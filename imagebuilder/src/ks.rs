@@ -9,7 +9,7 @@ use anyhow::{Context, Result, bail};
 use kickstart::{Diagnostic, FsLoader, Options, Severity, Version};
 use serde::Serialize;
 
-/// Resolve a `--syntax` value: `F21`…`F46`, `RHEL7`…`RHEL10`, `DEVEL`, or `auto` (the file's
+/// Resolve a `--syntax` value: `F21`…`F46`, `RHEL7`…`RHEL11`, `DEVEL`, or `auto` (the file's
 /// `#version=` line, else DEVEL).
 pub fn resolve_syntax(syntax: &str, text: Option<&str>) -> Result<Version> {
     if syntax.eq_ignore_ascii_case("auto") {
@@ -250,4 +250,38 @@ pub fn verdiff(from: Version, to: Version, out: &mut dyn Write) -> Result<()> {
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn run(syntax: &str) -> (bool, String) {
+        let path = concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../tests/fixtures/syntax/f22-spin-useshadow.ks"
+        );
+        let o = ValidateOpts {
+            syntax: syntax.into(),
+            json: false,
+            allow_warnings: false,
+            no_includes: false,
+        };
+        let mut out = Vec::new();
+        let ok = validate(&[path.to_string()], &o, &mut out).unwrap();
+        (ok, String::from_utf8(out).unwrap())
+    }
+
+    #[test]
+    fn validate_honours_the_version_line() {
+        let (ok, out) = run("auto");
+        assert!(ok, "{out}");
+        assert!(run("F22").0);
+        let (ok, out) = run("DEVEL");
+        assert!(!ok);
+        assert!(
+            out.contains(":7:") && out.contains("auth has been removed."),
+            "{out}"
+        );
+    }
 }

@@ -34,6 +34,28 @@ pub struct Ctx<'a> {
     pub known_args: Option<&'a str>,
     /// The raw arguments (without the command name).
     pub args: &'a [String],
+    /// The class and its ancestors (pykickstart's MRO among its command classes).
+    pub mro: &'a [String],
+    /// The commands parsed so far (list commands: the items of [`Ctx::obj`] among them are
+    /// pykickstart's `dataList()`).
+    pub earlier: &'a [crate::model::Command],
+    /// The command object this use belongs to.
+    pub obj: usize,
+}
+
+impl Ctx<'_> {
+    /// Does the class derive from (or is it) pykickstart's `class`?
+    fn is(&self, class: &str) -> bool {
+        self.class == class || self.mro.iter().any(|c| c == class)
+    }
+
+    /// The options of the earlier items of this list command.
+    fn items(&self) -> impl Iterator<Item = &Namespace> {
+        self.earlier
+            .iter()
+            .filter(move |c| c.obj == self.obj)
+            .map(|c| &c.args)
+    }
 }
 
 fn kind(class: &str) -> &str {
@@ -121,6 +143,74 @@ pub fn check(ctx: &Ctx, ns: &mut Namespace) -> Vec<Issue> {
     if k == "BTRFS" {
         btrfs(ctx, ns, &mut out);
         return out;
+    }
+    // parse_known_args commands that judge their leftover arguments themselves
+    match k {
+        "Raid" => {
+            raid(ctx, ns, &mut out);
+            return out;
+        }
+        "Device" => {
+            if ctx.extras.len() != 1 {
+                out.push(Issue::Err(
+                    "device command requires a single argument: module name".into(),
+                ));
+            } else if ctx.extras[0].starts_with('-') {
+                out.push(unexpected(ctx));
+            } else {
+                ns.set("moduleName", Value::Str(ctx.extras[0].clone()));
+            }
+            return out;
+        }
+        "StratisPool" => {
+            stratispool(ctx, ns, &mut out);
+            return out;
+        }
+        "DriverDisk" => {
+            driverdisk(ctx, ns, &mut out);
+            return out;
+        }
+        "Updates" if ctx.known_args.is_some() => {
+            if matches!(ns.get("updates"), Value::List(l) if l.len() > 1) {
+                out.push(Issue::Err(
+                    "Kickstart command updates only takes one argument".into(),
+                ));
+            } else if !ctx.extras.is_empty() {
+                out.push(unexpected(ctx));
+            }
+            return out;
+        }
+        "Eula" => {
+            if !ctx.extras.is_empty() {
+                out.push(Issue::Err(
+                    "Kickstart command eula does not take any arguments".into(),
+                ));
+            } else if !merged(ctx, ns, "agreed").truthy() {
+                out.push(Issue::Err(
+                    "Kickstart command eula expects the --agreed option".into(),
+                ));
+            }
+            return out;
+        }
+        "Module" | "Syspurpose" if !ctx.extras.is_empty() => {
+            out.push(Issue::Err(if k == "Module" {
+                "The enable module command does not take position arguments!".into()
+            } else {
+                "The syspurpose command does not take positional arguments!".into()
+            }));
+            return out;
+        }
+        "SshPw" => {
+            if !t(ns, "password") {
+                out.push(Issue::Err(
+                    "A single argument is expected for the sshpw command".into(),
+                ));
+            } else if !ctx.extras.is_empty() {
+                out.push(unexpected(ctx));
+            }
+            return out;
+        }
+        _ => {}
     }
     if ctx.known_args.is_some() && !ctx.extras.is_empty() {
         out.push(unexpected(ctx));
@@ -221,6 +311,126 @@ pub fn check(ctx: &Ctx, ns: &mut Namespace) -> Vec<Issue> {
             }
         }
         "Partition" => partition(ctx, ns, &mut out),
+        "Realm" => realm(ctx, &mut out),
+        "Nvdimm" => nvdimm(ns, &mut out),
+        "IgnoreDisk" => ignoredisk(ctx, ns, &mut out),
+        "Timesource" => {
+            let opts = [
+                ("ntp_server", "--ntp-server"),
+                ("ntp_pool", "--ntp-pool"),
+                ("ntp_disable", "--ntp-disable"),
+            ];
+            let used: Vec<&str> = opts
+                .iter()
+                .filter(|(d, _)| t(ns, d))
+                .map(|(_, o)| *o)
+                .collect();
+            if used.is_empty() {
+                let all: Vec<&str> = opts.iter().map(|(_, o)| *o).collect();
+                err(
+                    &mut out,
+                    &format!(
+                        "One of -{} options must be specified for timesource command.",
+                        all.join(", ")
+                    ),
+                );
+            } else if used.len() > 1 {
+                err(
+                    &mut out,
+                    &format!(
+                        "Only one of {} options may be specified for timesource command.",
+                        used.join(", ")
+                    ),
+                );
+            }
+        }
+        "ZFCP" => {
+            if ctx.is("F37_ZFCP") {
+                let (d, w, f) = (t(ns, "devnum"), t(ns, "wwpn"), t(ns, "fcplun"));
+                // devnum alone, or devnum with both wwpn and fcplun
+                let allowed = d && (w == f);
+                if !allowed {
+                    err(
+                        &mut out,
+                        "Only --devnum or --devnum with --wwpn and --fcplun are allowed.",
+                    );
+                }
+            }
+        }
+        "Mount" => {
+            let mp = match ns.get("mntpoint") {
+                Value::List(l) => l.first().and_then(Value::as_str).unwrap_or(""),
+                v => v.as_str().unwrap_or(""),
+            };
+            if mp.to_lowercase() != "none" && !mp.starts_with('/') {
+                err(&mut out, &format!("Invalid mount point '{mp}' given"));
+            } else if matches!(ns.get("reformat"), Value::Bool(false)) && t(ns, "mkfs_opts") {
+                err(&mut out, "'--mkfsoptions' requires --reformat");
+            }
+        }
+        "HardDrive" => {
+            if !ctx.is("F33_HardDrive") {
+                let bios = !merged(ctx, ns, "biospart").is_none();
+                let part = !merged(ctx, ns, "partition").is_none();
+                if bios == part {
+                    err(
+                        &mut out,
+                        "One of biospart or partition options must be specified.",
+                    );
+                }
+            }
+        }
+        "Logging" => {
+            if merged(ctx, ns, "port").truthy() && !merged(ctx, ns, "host").truthy() {
+                err(&mut out, "Can't specify --port without --host.");
+            }
+        }
+        "Install" | "Upgrade" => {
+            if s(ns, "root_device") == Some("") {
+                err(
+                    &mut out,
+                    "Kickstart command upgrade does not accept empty parameter --root-device",
+                );
+            }
+        }
+        "RHSM" => {
+            if let Value::List(keys) = ns.get("activation_keys") {
+                if keys.iter().any(|k| k.as_str() == Some("")) {
+                    err(&mut out, "Empty string is not a valid activation key.");
+                }
+            }
+        }
+        "Rescue" => {
+            if t(ns, "nomount") && t(ns, "romount") {
+                err(
+                    &mut out,
+                    "Only one of --nomount and --romount may be specified for rescue command.",
+                );
+            }
+        }
+        "Snapshot" => snapshot(ctx, ns, &mut out),
+        "StratisFs" => {
+            if t(ns, "maxSizeMB") && !t(ns, "grow") {
+                err(&mut out, "--maxsize requires --grow");
+            }
+        }
+        "MultiPath" => {
+            let dev = ns.get("device").clone();
+            for it in ctx.items() {
+                if it.get("device") == &dev {
+                    let mp = s(it, "name").unwrap_or("");
+                    let mp = mp.rsplit('/').next().unwrap_or("");
+                    err(
+                        &mut out,
+                        &format!(
+                            "Device '{}' is already used in multipath '{mp}'",
+                            dev.as_str().unwrap_or("")
+                        ),
+                    );
+                    break;
+                }
+            }
+        }
         "LogVol" => logvol(ctx, ns, &mut out),
         "Network" => network(ctx, ns, &mut out),
         _ => {}
@@ -235,7 +445,7 @@ fn timezone(ctx: &Ctx, ns: &mut Namespace, out: &mut Vec<Issue>) {
         Value::None => 0,
         _ => 1,
     };
-    if matches!(p, "F25" | "F32" | "F33" | "F40" | "RHEL10") {
+    if matches!(p, "F25" | "F32" | "F33" | "F40" | "RHEL10") || ctx.is("RHEL7_Timezone") {
         if ctx.args.is_empty() {
             out.push(Issue::Err(
                 "At least one option and/or an argument are expected for the timezone command"
@@ -328,7 +538,7 @@ fn autopart(ctx: &Ctx, ns: &mut Namespace, out: &mut Vec<Issue>) {
         && (!t(ns, "encrypted") || !s(ns, "luks_version").unwrap_or("").starts_with("luks2-"))
     {
         out.push(Issue::Err(
-            "The --hw-passphrase option requires --encrypted and --luks-version=luks2-*.".into(),
+            "hw-passphrase may be specified only with LUKSv2 HW-OPAL encrypted devices".into(),
         ));
         return;
     }
@@ -402,11 +612,39 @@ fn partition(ctx: &Ctx, ns: &mut Namespace, out: &mut Vec<Issue>) {
         ));
         return;
     }
+    if ctx.is("F20_Partition")
+        && s(ns, "fstype") == Some("tmpfs")
+        && (t(ns, "grow") || !matches!(ns.get("maxSizeMB"), Value::Int(0) | Value::None))
+    {
+        out.push(Issue::Err(
+            "The --fstype=tmpfs option can't be used together with --grow or --maxsize".into(),
+        ));
+        return;
+    }
     if !mkfs_checks(ns, out) || !pbkdf_check(ns, out) {
         return;
     }
     if matches!(p, "RHEL8" | "RHEL9" | "RHEL10") && s(ns, "fstype") == Some("btrfs") {
         out.push(Issue::Err("Btrfs file system is not supported".into()));
+        return;
+    }
+    if ctx.is("F41_Partition")
+        && t(ns, "hw_passphrase")
+        && (!t(ns, "encrypted") || !s(ns, "luks_version").unwrap_or("").starts_with("luks2-"))
+    {
+        out.push(Issue::Err(
+            "hw-passphrase may be specified only with LUKSv2 HW-OPAL encrypted devices".into(),
+        ));
+        return;
+    }
+    if ctx.is("RHEL11_Partition") {
+        let mp = match ns.get("mntpoint") {
+            Value::List(l) => l.first().and_then(Value::as_str).unwrap_or(""),
+            v => v.as_str().unwrap_or(""),
+        };
+        if mp.starts_with("btrfs.") || s(ns, "fstype") == Some("btrfs") {
+            out.push(Issue::Err("Btrfs file system is not supported".into()));
+        }
     }
 }
 
@@ -583,9 +821,386 @@ fn volgroup(ctx: &Ctx, ns: &mut Namespace, out: &mut Vec<Issue>) {
 }
 
 fn network(ctx: &Ctx, ns: &mut Namespace, out: &mut Vec<Issue>) {
-    let _ = (ctx, out);
-    if t(ns, "noipv4") {
+    let err = |out: &mut Vec<Issue>, m: &str| out.push(Issue::Err(m.to_string()));
+    if ctx.is("RHEL7_Network") {
+        if let Some(m) = s(ns, "interfacename").and_then(interface_name_error) {
+            return err(out, &m);
+        }
+    }
+    if ctx.is("F22_Network") || ctx.is("RHEL7_Network") {
+        if let Some(opts) = s(ns, "bridgeopts").filter(|o| !o.is_empty()) {
+            if !t(ns, "bridgeslaves") {
+                return err(
+                    out,
+                    "Option --bridgeopts requires --bridgeslaves to be specified",
+                );
+            }
+            let bad = opts.split(',').any(|o| {
+                let value = o.split_once('=').map(|x| x.1).unwrap_or("");
+                value.is_empty() || value.contains('=')
+            });
+            if bad {
+                return err(
+                    out,
+                    "Bad format of --bridgeopts, expecting key=value options separated by ','",
+                );
+            }
+        }
+    }
+    if ctx.is("F24_Network") && t(ns, "noipv4") {
         ns.set("bootProto", Value::None);
+    }
+    if (ctx.is("F27_Network") || ctx.is("RHEL7_Network"))
+        && s(ns, "bindto") == Some("mac")
+        && t(ns, "vlanid")
+        && !t(ns, "bondopts")
+    {
+        return err(out, "--bindto=mac is not supported for this type of device");
+    }
+    if ctx.is("F39_Network") && !t(ns, "device") {
+        for (dest, opt) in [
+            ("ipv4_dns_search", "--ipv4-dns-search"),
+            ("ipv6_dns_search", "--ipv6-dns-search"),
+            ("ipv4_ignore_auto_dns", "--ipv4-ignore-auto-dns"),
+            ("ipv6_ignore_auto_dns", "--ipv6-ignore-auto-dns"),
+        ] {
+            if t(ns, dest) {
+                return err(
+                    out,
+                    &format!("Option {opt} requires --device to be specified"),
+                );
+            }
+        }
+    }
+}
+
+/// Python `int()` of a VLAN id candidate (`None`: not a number; too big for i64: i64::MAX).
+fn vlan_int(s: &str) -> Option<i64> {
+    match crate::text::py_int(s) {
+        Ok(v) => Some(v),
+        Err(true) => Some(i64::MAX),
+        Err(false) => None,
+    }
+}
+
+/// pykickstart's `validate_network_interface_name` (RHEL7 `--interfacename`): a `.` or a
+/// leading `vlan` must be followed by a VLAN id in range.
+fn interface_name_error(name: &str) -> Option<String> {
+    let mut vlan_id = None;
+    if let Some((prefix, id)) = name.split_once('.') {
+        if prefix == "vlan" {
+            return Some("When using the <prefix>.<vlan id> interface name notation, <prefix> can't be equal to 'vlan'.".into());
+        }
+        match vlan_int(id) {
+            Some(v) => vlan_id = Some(v),
+            None => {
+                return Some(
+                    "If network --interfacename contains a '.', valid vlan id should follow."
+                        .into(),
+                );
+            }
+        }
+    }
+    if let Some(id) = name.strip_prefix("vlan") {
+        match vlan_int(id) {
+            Some(v) => vlan_id = Some(v),
+            None => {
+                return Some(
+                    "If network --interfacename starts with 'vlan', valid vlan id should follow."
+                        .into(),
+                );
+            }
+        }
+    }
+    match vlan_id {
+        Some(v) if !(0..=4095).contains(&v) => {
+            Some("The vlan id is out of the 0-4095 vlan id range.".into())
+        }
+        _ => None,
+    }
+}
+
+fn list_of(v: &Value) -> Vec<Value> {
+    match v {
+        Value::List(l) => l.clone(),
+        Value::None => vec![],
+        v => vec![v.clone()],
+    }
+}
+
+fn raid(ctx: &Ctx, ns: &mut Namespace, out: &mut Vec<Issue>) {
+    let err = |out: &mut Vec<Issue>, m: &str| out.push(Issue::Err(m.to_string()));
+    if ctx.extras.iter().any(|a| a.starts_with('-')) {
+        return out.push(unexpected(ctx));
+    }
+    if !ctx.is("F43_Raid") {
+        // before F43 the --device callback drops an "md" prefix (md0 is stored as 0)
+        if let Some(d) = s(ns, "device").and_then(|d| d.strip_prefix("md")) {
+            let d = d.to_string();
+            ns.set("device", Value::Str(d));
+        }
+    }
+    let mut parts = list_of(ns.get("partitions"));
+    if parts.is_empty() && !ctx.extras.is_empty() {
+        parts = ctx.extras.iter().map(|e| Value::Str(e.clone())).collect();
+        ns.set("partitions", Value::List(parts.clone()));
+    }
+    if matches!(ns.get("format"), Value::Bool(false)) {
+        ns.set("preexist", Value::Bool(true));
+    }
+    let preexist = t(ns, "preexist");
+    if parts.is_empty() && !preexist {
+        return err(out, "Partitions required for raid");
+    }
+    if !parts.is_empty() && preexist {
+        return err(
+            out,
+            "Members may not be specified for preexisting RAID device",
+        );
+    }
+    if !preexist && !t(ns, "level") {
+        return err(out, "RAID Partition defined without RAID level");
+    }
+    if preexist && s(ns, "device") == Some("") {
+        return err(out, "Device required for preexisting RAID device");
+    }
+    if ctx.is("F23_Raid") && !mkfs_checks(ns, out) {
+        return;
+    }
+    if ctx.is("F29_Raid") && !pbkdf_check(ns, out) {
+        return;
+    }
+    if ctx.is("RHEL8_Raid") && s(ns, "fstype") == Some("btrfs") {
+        err(out, "Btrfs file system is not supported");
+    }
+}
+
+fn stratispool(ctx: &Ctx, ns: &mut Namespace, out: &mut Vec<Issue>) {
+    let err = |out: &mut Vec<Issue>, m: &str| out.push(Issue::Err(m.to_string()));
+    let mut devs = list_of(ns.get("blockdevs"));
+    let mut name = list_of(ns.get("name"));
+    if devs.is_empty() {
+        if !ctx.extras.is_empty() {
+            devs = ctx.extras.iter().map(|e| Value::Str(e.clone())).collect();
+        } else if !name.is_empty() {
+            devs = name[1..].to_vec();
+            name.truncate(1);
+        }
+    }
+    name.truncate(1);
+    ns.set("blockdevs", Value::List(devs.clone()));
+    ns.set("name", Value::List(name.clone()));
+    if name.is_empty() {
+        return err(out, "stratispool must be given a pool name");
+    }
+    let preexist = t(ns, "preexist");
+    if devs.is_empty() && !preexist {
+        return err(out, "stratispool must be given a list of blockdevs");
+    }
+    if !devs.is_empty() && preexist {
+        return err(
+            out,
+            "Members may not be specified for preexisting stratispool",
+        );
+    }
+    if t(ns, "passphrase") && !t(ns, "encrypted") {
+        err(out, "--passphrase can only be used with --encrypted");
+    }
+}
+
+fn driverdisk(ctx: &Ctx, ns: &mut Namespace, out: &mut Vec<Issue>) {
+    let err = |out: &mut Vec<Issue>, m: &str| out.push(Issue::Err(m.to_string()));
+    let part = list_of(ns.get("partition"));
+    if part.len() > 1 {
+        return err(
+            out,
+            "Only one partition may be specified for driverdisk command.",
+        );
+    }
+    if !ctx.extras.is_empty() {
+        return out.push(unexpected(ctx));
+    }
+    let (p, src, bios) = (!part.is_empty(), t(ns, "source"), t(ns, "biospart"));
+    if p && src {
+        return err(
+            out,
+            "Only one of --source and partition may be specified for driverdisk command.",
+        );
+    }
+    if p && bios {
+        return err(
+            out,
+            "Only one of --biospart and partition may be specified for driverdisk command.",
+        );
+    }
+    if src && bios {
+        return err(
+            out,
+            "Only one of --biospart and --source may be specified for driverdisk command.",
+        );
+    }
+    if !p && !src && !bios {
+        err(
+            out,
+            "One of --source, --biospart, or partition must be specified for driverdisk command.",
+        );
+    }
+}
+
+fn realm(ctx: &Ctx, out: &mut Vec<Issue>) {
+    let err = |out: &mut Vec<Issue>, m: String| out.push(Issue::Err(m));
+    if ctx
+        .prev
+        .is_some_and(|p| p.get("raw").as_str().is_some_and(|r| !r.is_empty()))
+    {
+        return err(
+            out,
+            "The realm command 'join' should only be specified once".into(),
+        );
+    }
+    let Some(first) = ctx.args.first() else {
+        return err(out, "Missing realm command arguments".into());
+    };
+    if first != "join" {
+        return err(out, format!("Unsupported realm '{first}' command"));
+    }
+    // getopt long options of `realm join`
+    const WITH_VALUE: [&str; 5] = [
+        "client-software",
+        "server-software",
+        "membership-software",
+        "one-time-password",
+        "computer-ou",
+    ];
+    let mut remaining = Vec::new();
+    let mut it = ctx.args[1..].iter();
+    while let Some(a) = it.next() {
+        if a == "--" {
+            remaining.extend(it.by_ref().cloned());
+            break;
+        }
+        let Some(opt) = a.strip_prefix("--") else {
+            remaining.push(a.clone());
+            remaining.extend(it.by_ref().cloned());
+            break;
+        };
+        let (name, value) = match opt.split_once('=') {
+            Some((n, v)) => (n, Some(v)),
+            None => (opt, None),
+        };
+        let all = WITH_VALUE.iter().chain(["no-password"].iter());
+        let hits: Vec<&&str> = all.filter(|o| o.starts_with(name)).collect();
+        let exact = hits.iter().find(|o| ***o == name);
+        let full = match (exact, hits.len()) {
+            (Some(e), _) => **e,
+            (None, 1) => *hits[0],
+            (None, 0) => {
+                return err(
+                    out,
+                    format!("Invalid realm arguments: option --{name} not recognized"),
+                );
+            }
+            _ => {
+                return err(
+                    out,
+                    format!("Invalid realm arguments: option --{name} not a unique prefix"),
+                );
+            }
+        };
+        if WITH_VALUE.contains(&full) {
+            if value.is_none() && it.next().is_none() {
+                return err(
+                    out,
+                    format!("Invalid realm arguments: option --{full} requires argument"),
+                );
+            }
+        } else if value.is_some() {
+            return err(
+                out,
+                format!("Invalid realm arguments: option --{full} must not have an argument"),
+            );
+        }
+    }
+    if remaining.len() != 1 {
+        err(out, "Specify only one realm to join".into());
+    }
+}
+
+fn nvdimm(ns: &mut Namespace, out: &mut Vec<Issue>) {
+    let err = |out: &mut Vec<Issue>, m: String| out.push(Issue::Err(m));
+    let action = match ns.get("action") {
+        Value::List(l) => l.first().and_then(Value::as_str).unwrap_or("").to_string(),
+        v => v.as_str().unwrap_or("").to_string(),
+    };
+    let (nsp, devs) = (t(ns, "namespace"), t(ns, "blockdevs"));
+    if nsp && devs {
+        return err(
+            out,
+            "Only one of --namespace and --blockdevs device specifications can be used".into(),
+        );
+    }
+    if action == "reconfigure" {
+        if !nsp {
+            return err(
+                out,
+                format!("Action {action} requires --namespace argument to be set"),
+            );
+        }
+        let mode = s(ns, "mode").unwrap_or("");
+        if mode == "sector" && !t(ns, "sectorsize") {
+            err(
+                out,
+                format!(
+                    "Action {action} with mode {mode} requires --sectorsize argument to be set"
+                ),
+            );
+        }
+    } else if action == "use" && !nsp && !devs {
+        err(
+            out,
+            format!("Action {action} requires --namespace or --blockdevs argument to be set"),
+        );
+    }
+}
+
+fn ignoredisk(ctx: &Ctx, ns: &mut Namespace, out: &mut Vec<Issue>) {
+    let mut n = usize::from(merged(ctx, ns, "ignoredisk").truthy())
+        + usize::from(merged(ctx, ns, "onlyuse").truthy());
+    let with_interactive = ctx.is("RHEL6_IgnoreDisk") && !ctx.is("F29_IgnoreDisk");
+    if with_interactive {
+        n += usize::from(merged(ctx, ns, "interactive").truthy());
+    }
+    if n != 1 {
+        out.push(Issue::Err(if with_interactive {
+            "One of --drives , --only-use , or --interactive must be specified for ignoredisk command.".into()
+        } else {
+            "One of --drives or --only-use must be specified for ignoredisk command.".into()
+        }));
+    }
+}
+
+fn snapshot(ctx: &Ctx, ns: &mut Namespace, out: &mut Vec<Issue>) {
+    let err = |out: &mut Vec<Issue>, m: String| out.push(Issue::Err(m));
+    let name = ns.get("name").clone();
+    if ctx.items().any(|it| it.get("name") == &name) {
+        return err(
+            out,
+            format!(
+                "Snapshot with the name {} has been already defined!",
+                name.as_str().unwrap_or("None")
+            ),
+        );
+    }
+    if ns.get("when").is_none() {
+        return err(out, "Snapshot \"when\" parameter must be specified!".into());
+    }
+    let origin = s(ns, "origin").unwrap_or("");
+    let groups: Vec<&str> = origin.split('/').collect();
+    if groups.len() != 2 || groups[0].is_empty() || groups[1].is_empty() {
+        err(
+            out,
+            format!("Snapshot origin {origin} must be specified by VG/LV!"),
+        );
     }
 }
 
@@ -683,6 +1298,57 @@ pub fn duplicate_key(class: &str, ns: &Namespace) -> Option<(String, String)> {
             format!(
                 "A btrfs volume with the mountpoint {} has already been defined.",
                 disp(&first(ns.get("mntpoint")))
+            ),
+        ),
+        "Fcoe" => (
+            key("nic"),
+            format!(
+                "A FCOE device with the name {} has already been defined.",
+                disp(ns.get("nic"))
+            ),
+        ),
+        "ZFCP" => (
+            format!("{}\0{}\0{}", key("devnum"), key("wwpn"), key("fcplun")),
+            "A zfcp with this information has already been defined.".into(),
+        ),
+        "SshPw" => (
+            key("username"),
+            format!(
+                "An ssh user with the name {} has already been defined.",
+                disp(ns.get("username"))
+            ),
+        ),
+        "DmRaid" => {
+            let name = disp(ns.get("name"));
+            let name = name.rsplit('/').next().unwrap_or("").to_string();
+            (
+                format!("{name}\0{}", ns.get("devices").repr()),
+                format!(
+                    "A DM RAID device with the name {name} and devices {} has already been defined.",
+                    ns.get("devices").repr()
+                ),
+            )
+        }
+        "Device" => (
+            key("moduleName"),
+            format!(
+                "A module with the name {} has already been defined.",
+                disp(ns.get("moduleName"))
+            ),
+        ),
+        "StratisFs" => (
+            format!("{}\0{}", key("name"), key("poolname")),
+            format!(
+                "A stratisfs with the name {} has already been defined in pool {}.",
+                disp(ns.get("name")),
+                disp(ns.get("poolname"))
+            ),
+        ),
+        "StratisPool" => (
+            key("name"),
+            format!(
+                "A stratispool with the name {} has already been defined.",
+                disp(&first(ns.get("name")))
             ),
         ),
         _ => return None,

@@ -818,26 +818,29 @@ impl Parser<'_> {
                 .get(&spec.obj)
                 .map(|&i| self.ks.commands[i].args.clone())
         };
-        let ctx = checks::Ctx {
+        let ctx = |commands| checks::Ctx {
             version: self.opts.version,
             name: &name,
             class: &spec.class,
+            mro: &spec.mro,
             line: lineno,
             prev: prev_single.as_ref(),
             extras: &out.extras,
             known_args: spec.known_args.as_deref(),
             args: &args[1..],
+            earlier: commands,
+            obj: spec.obj,
         };
-        let pre = checks::pre_parse(&ctx);
+        let pre = checks::pre_parse(&ctx(&[]));
         self.issues(pre, lineno)?;
         for opt in &out.deprecated {
             self.warn(deprecated_option(lineno, opt), lineno)?;
         }
-        if let Some(e) = out.error {
+        if let Some(e) = out.error.clone() {
             return Err(Raise::err(e, lineno));
         }
         let mut ns = out.ns.clone().expect("namespace when no error");
-        let issues = checks::check(&ctx, &mut ns);
+        let issues = checks::check(&ctx(&self.ks.commands), &mut ns);
         self.issues(issues, lineno)?;
         if spec.list {
             let dup = checks::duplicate_key(&spec.class, &ns);

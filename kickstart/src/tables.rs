@@ -69,7 +69,7 @@ pub struct ActionSpec {
 /// One syntax version.
 #[derive(Debug, Deserialize)]
 pub struct VersionSpec {
-    /// `F21` … `F46`, `RHEL7` … `RHEL10`.
+    /// `F21`, …, `RHEL7`, … (every version of the generating pykickstart from F21 and RHEL7 on).
     pub name: String,
     /// pykickstart's integer constant.
     pub id: u32,
@@ -84,6 +84,10 @@ pub struct VersionSpec {
 pub struct CommandSpec {
     /// pykickstart class (e.g. `F41_Partition`).
     pub class: String,
+    /// The class and its ancestors among pykickstart's command classes, nearest first (checks
+    /// that pykickstart adds in one class's `parse()` apply to every class deriving from it).
+    #[serde(default)]
+    pub mro: Vec<String>,
     /// Names with the same `obj` share one command object (aliases).
     pub obj: usize,
     /// `ok`, `deprecated` or `removed`.

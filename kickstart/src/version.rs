@@ -1,4 +1,5 @@
-//! Syntax versions: `F21` … `F46`, `RHEL7` … `RHEL10`, `DEVEL` (= F46).
+//! Syntax versions: every version the generating pykickstart knows from `F21` and `RHEL7` on
+//! (F21 … F46 and RHEL7 … RHEL11 for 3.78), and `DEVEL` (= the newest Fedora).
 
 use crate::tables::{VersionSpec, tables};
 
@@ -9,7 +10,27 @@ pub struct Version(usize);
 impl Version {
     /// The newest syntax (`DEVEL`, F46 in pykickstart 3.78).
     pub fn devel() -> Version {
-        Version::parse("F46").expect("F46 is in the tables")
+        Version::parse(&tables().devel).expect("DEVEL's version is in the tables")
+    }
+
+    /// The supported range for messages, e.g. `F21…F46, RHEL7…RHEL11`.
+    pub fn range_description() -> String {
+        let names: Vec<&str> = tables().versions.iter().map(|v| v.name.as_str()).collect();
+        let fedora: Vec<&str> = names
+            .iter()
+            .copied()
+            .filter(|n| !n.starts_with("RHEL"))
+            .collect();
+        let rhel: Vec<&str> = names
+            .iter()
+            .copied()
+            .filter(|n| n.starts_with("RHEL"))
+            .collect();
+        let span = |v: &[&str]| match (v.first(), v.last()) {
+            (Some(a), Some(b)) => format!("{a}…{b}"),
+            _ => String::new(),
+        };
+        format!("{}, {}", span(&fedora), span(&rhel))
     }
 
     /// Parse `F40`, `rhel9`, `DEVEL`, `fedora 40` style names (case-insensitive).

@@ -9,7 +9,9 @@ use std::process::Command;
 
 use kickstart::{FsLoader, Options, Version, parse_path};
 
-const VERSIONS: &[&str] = &["F21", "F28", "F35", "F40", "DEVEL", "RHEL7", "RHEL9"];
+const VERSIONS: &[&str] = &[
+    "F21", "F28", "F35", "F40", "DEVEL", "RHEL7", "RHEL9", "RHEL11",
+];
 
 fn root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("..")

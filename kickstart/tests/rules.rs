@@ -147,6 +147,15 @@ const CASES: &[Case] = &[
     Case { name: "c67.ks", version: "F33", text: b"timezone --ntpservers=a --nontp UTC\x0a", ok: false, line: Some(1), message: "Options --nontp and --ntpservers are mutually exclusive" },
     Case { name: "c68.ks", version: "DEVEL", text: b"bootloader --boot-drive=a,b\x0a", ok: false, line: Some(1), message: "--boot-drive accepts only one argument" },
     Case { name: "c68.ks", version: "F33", text: b"bootloader --boot-drive=a,b\x0a", ok: false, line: Some(1), message: "--boot-drive accepts only one argument" },
+    // RHEL7 network --interfacename (validate_network_interface_name)
+    Case { name: "vlan0.ks", version: "RHEL7", text: b"network --device=eth0 --interfacename=vlan.5\x0a", ok: false, line: Some(1), message: "When using the <prefix>.<vlan id> interface name notation, <prefix> can't be equal to 'vlan'." },
+    Case { name: "vlan1.ks", version: "RHEL7", text: b"network --device=eth0 --interfacename=ens7.x\x0a", ok: false, line: Some(1), message: "If network --interfacename contains a '.', valid vlan id should follow." },
+    Case { name: "vlan2.ks", version: "RHEL7", text: b"network --device=eth0 --interfacename=vlanx\x0a", ok: false, line: Some(1), message: "If network --interfacename starts with 'vlan', valid vlan id should follow." },
+    Case { name: "vlan3.ks", version: "RHEL7", text: b"network --device=eth0 --interfacename=vlan5000\x0a", ok: false, line: Some(1), message: "The vlan id is out of the 0-4095 vlan id range." },
+    Case { name: "vlan4.ks", version: "RHEL7", text: b"network --device=eth0 --interfacename=ens7.171\x0a", ok: true, line: None, message: "" },
+    Case { name: "vlan5.ks", version: "RHEL7", text: b"network --device=eth0 --interfacename=ens7.-1\x0a", ok: false, line: Some(1), message: "The vlan id is out of the 0-4095 vlan id range." },
+    Case { name: "vlan6.ks", version: "RHEL7", text: b"network --device=eth0 --interfacename=\" vlan 12 \"\x0a", ok: true, line: None, message: "" },
+    Case { name: "vlan7.ks", version: "RHEL7", text: b"network --device=eth0 --interfacename=myvlan\x0a", ok: true, line: None, message: "" },
 ];
 
 #[test]

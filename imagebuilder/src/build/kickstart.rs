@@ -208,6 +208,9 @@ pub struct KickstartImageOptions {
     pub size: Option<u64>,
     /// Reproducible ids and timestamps (see [`source_date_epoch_from_env`]).
     pub source_date_epoch: Option<i64>,
+    /// Kickstart syntax version (`F22`, `RHEL9`, `DEVEL`, `auto`); `None` is `auto`: the file's
+    /// `#version=` line, else DEVEL.
+    pub syntax: Option<String>,
 }
 
 /// `SOURCE_DATE_EPOCH` from the environment (unset or empty: `None`).
@@ -234,9 +237,7 @@ pub fn build_from_kickstart_file(
     if !kickstart.exists() {
         bail!("kickstart {source_name} not found");
     }
-    crate::util::fsutil::check_input(kickstart, "kickstart", kickstart::loader::MAX_FILE_BYTES)?;
-    let ks = kickstart::parse_file(&source_name, kickstart::Version::devel())
-        .map_err(|d| anyhow::anyhow!("{d}"))?;
+    let ks = read_kickstart_file(kickstart, opts.syntax.as_deref())?;
     let source = KickstartSource {
         name: source_name,
         path: Some(kickstart.to_path_buf()),
@@ -259,6 +260,16 @@ pub fn check_name_options(opts: &KickstartImageOptions) -> Result<()> {
         }
     }
     Ok(())
+}
+
+/// Parses the kickstart file at `kickstart` strictly under `syntax` (`None` or `auto`: the file's
+/// `#version=` line, else DEVEL), as [`build_from_kickstart_file`] reads it.
+pub fn read_kickstart_file(kickstart: &Path, syntax: Option<&str>) -> Result<Kickstart> {
+    let text =
+        crate::util::fsutil::read_input(kickstart, "kickstart", kickstart::loader::MAX_FILE_BYTES)?;
+    let version = crate::ks::resolve_syntax(syntax.unwrap_or("auto"), Some(&text))?;
+    kickstart::parse_file(&kickstart.display().to_string(), version)
+        .map_err(|d| anyhow::anyhow!("{d}"))
 }
 
 /// Koji image-build's output base name, `NAME-VERSION-RELEASE.ARCH` (the outputs add `.raw.xz`,
@@ -405,6 +416,29 @@ mod tests {
         };
         let e = check_name_options(&opts).unwrap_err().to_string();
         assert!(e.starts_with("--name \"a\\nb\""), "{e}");
+    }
+
+    #[test]
+    fn reads_a_kickstart_under_its_version_line_or_syntax() {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../tests/fixtures/syntax/f22-spin-useshadow.ks");
+        for syntax in [None, Some("auto"), Some("F22"), Some("f22")] {
+            let ks = read_kickstart_file(&path, syntax).unwrap();
+            assert_eq!(ks.version, "F22", "{syntax:?}");
+            assert!(ks.commands.iter().any(|c| c.name == "auth"), "{syntax:?}");
+        }
+        // `auth` was removed after F28: DEVEL rejects it on its line
+        let e = read_kickstart_file(&path, Some("DEVEL"))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("f22-spin-useshadow.ks:7:") && e.contains("auth has been removed."),
+            "{e}"
+        );
+        let e = read_kickstart_file(&path, Some("F99"))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("unknown syntax version"), "{e}");
     }
 
     #[test]

@@ -17,6 +17,10 @@ pub struct ImageArgs {
     /// Kickstart file describing the disk, bootloader and `ostreesetup`
     #[arg(long, value_name = "KS")]
     kickstart: PathBuf,
+    /// Kickstart syntax version: F21…F46, RHEL7…RHEL11, DEVEL, or auto (the file's #version=
+    /// line, else DEVEL)
+    #[arg(long, default_value = "auto", value_parser = super::ks::syntax)]
+    syntax: String,
     /// Pull the commit from this local OSTree repository instead of the kickstart's URL
     #[arg(long, value_name = "REPO")]
     ostreerepo: Option<PathBuf>,
@@ -125,6 +129,7 @@ pub fn run(a: ImageArgs) -> Result<ExitCode> {
         overwrite: a.overwrite,
         size: a.size,
         source_date_epoch: source_date_epoch_from_env()?,
+        syntax: Some(a.syntax),
     };
     let result = build_from_kickstart_file(&a.kickstart, opts)?;
     if a.json {

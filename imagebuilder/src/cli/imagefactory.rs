@@ -46,6 +46,10 @@ pub struct ImagefactoryArgs {
     /// With --native: pull the commit from this local OSTree repository instead of the kickstart's URL
     #[arg(long, value_name = "REPO", requires = "native")]
     ostreerepo: Option<PathBuf>,
+    /// With --native: kickstart syntax version (F21…F46, RHEL7…RHEL11, DEVEL, or auto: the
+    /// file's #version= line, else DEVEL)
+    #[arg(long, default_value = "auto", value_parser = super::ks::syntax, requires = "native")]
+    syntax: String,
     /// Also write a Koji image-build config for these inputs to this file
     #[arg(long, value_name = "OUT", requires = "koji_target")]
     koji_config: Option<PathBuf>,
@@ -120,7 +124,13 @@ pub fn run(a: ImagefactoryArgs) -> Result<ExitCode> {
     if let Some(outdir) = &a.outputdir
         && a.native
     {
-        let result = imagefactory::run_native(&req, outdir, a.overwrite, a.ostreerepo.as_deref())?;
+        let result = imagefactory::run_native(
+            &req,
+            outdir,
+            a.overwrite,
+            a.ostreerepo.as_deref(),
+            Some(&a.syntax),
+        )?;
         super::image::print_result(&outdir.join("images"), &result);
     } else if let Some(outdir) = &a.outputdir {
         let files = imagefactory::run_chain(&req, outdir, a.overwrite, &a.imagefactory_storage)?;

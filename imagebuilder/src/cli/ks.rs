@@ -5,12 +5,13 @@ use std::process::ExitCode;
 
 use clap::{Args, Subcommand};
 
-fn syntax(s: &str) -> Result<String, String> {
+pub(crate) fn syntax(s: &str) -> Result<String, String> {
     if imagebuilder::ks::syntax_is_known(s) {
         Ok(s.to_string())
     } else {
         Err(format!(
-            "unknown syntax version {s:?}: use F21…F46, RHEL7…RHEL10, DEVEL or auto"
+            "unknown syntax version {s:?}: use {}, DEVEL or auto",
+            kickstart::Version::range_description()
         ))
     }
 }
@@ -31,8 +32,9 @@ pub enum KsCmd {
 /// `ks validate`
 #[derive(Debug, Args)]
 pub struct ValidateArgs {
-    /// Syntax version: F21…F46, RHEL7…RHEL10, DEVEL, or auto (the file's #version= line)
-    #[arg(long, default_value = "DEVEL", value_parser = syntax)]
+    /// Syntax version: F21…F46, RHEL7…RHEL11, DEVEL, or auto (the file's #version= line, else
+    /// DEVEL)
+    #[arg(long, default_value = "auto", value_parser = syntax)]
     syntax: String,
     /// One JSON object per file per line on stdout
     #[arg(long)]
@@ -51,8 +53,9 @@ pub struct ValidateArgs {
 /// `ks flatten`
 #[derive(Debug, Args)]
 pub struct FlattenArgs {
-    /// Syntax version: F21…F46, RHEL7…RHEL10, DEVEL, or auto
-    #[arg(long, default_value = "DEVEL", value_parser = syntax)]
+    /// Syntax version: F21…F46, RHEL7…RHEL11, DEVEL, or auto (the file's #version= line, else
+    /// DEVEL)
+    #[arg(long, default_value = "auto", value_parser = syntax)]
     syntax: String,
     /// Output file (written atomically; default stdout)
     #[arg(short, long)]
