@@ -141,6 +141,7 @@ fn assert_no_process_mentions(dir: &Path) {
 }
 
 #[test]
+#[ignore = "slow tier: boots QEMU"]
 fn cli_bios_boot_logs_in_and_runs_commands() {
     let f = fixture();
     let logs = tempfile::tempdir().unwrap();
@@ -222,6 +223,7 @@ fn cli_bios_boot_logs_in_and_runs_commands() {
 }
 
 #[test]
+#[ignore = "slow tier: boots QEMU"]
 fn library_uefi_boot_of_qcow2_reaches_login_prompt() {
     let f = fixture();
     let logs = tempfile::tempdir().unwrap();
@@ -264,6 +266,7 @@ fn library_uefi_boot_of_qcow2_reaches_login_prompt() {
 }
 
 #[test]
+#[ignore = "slow tier: boots QEMU"]
 fn timeout_kills_qemu_and_names_the_missing_marker() {
     let f = fixture();
     let logs = tempfile::tempdir().unwrap();
@@ -297,6 +300,7 @@ fn timeout_kills_qemu_and_names_the_missing_marker() {
 }
 
 #[test]
+#[ignore = "slow tier: boots QEMU"]
 fn wrong_password_is_reported() {
     let f = fixture();
     let logs = tempfile::tempdir().unwrap();

@@ -151,6 +151,7 @@ fn tamper(repo: &Path, path: &str, other: &str) -> String {
 }
 
 #[test]
+#[ignore = "slow tier: needs root (deploys a commit)"]
 fn a_tampered_object_in_a_local_repository_is_refused() {
     let d = tempfile::tempdir().unwrap();
     let (repo, _) = synthetic_commit(d.path(), REF, 4096).unwrap();
@@ -211,6 +212,7 @@ fn escaping_demo_kickstart(victim: &Path) -> String {
 }
 
 #[test]
+#[ignore = "slow tier: needs the demo tree"]
 fn crlf_kickstart_builds_the_same_image_and_nochroot_post_cannot_write_the_host() {
     let tree = imagebuilder::tree::demo::ensure_demo_tree(None).unwrap();
     let d = tempfile::tempdir().unwrap();

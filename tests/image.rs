@@ -40,6 +40,7 @@ fn tool(cmd: &str, args: &[&str]) -> String {
 const OSTREESETUP: &str = "ostreesetup --nogpg --osname=testos --remote=testos --url=https://example.invalid/repo --ref=test/x86_64/base\n";
 
 #[test]
+#[ignore = "slow tier: needs root (deploys a commit)"]
 fn builds_qcow2_and_raw_xz_with_btrfs_root_and_swap() {
     let d = tempfile::tempdir().unwrap();
     let (repo, commit) = synthetic_commit(d.path(), REF, 1 << 20).unwrap();
@@ -150,6 +151,7 @@ fn builds_qcow2_and_raw_xz_with_btrfs_root_and_swap() {
 }
 
 #[test]
+#[ignore = "slow tier: needs root (deploys a commit)"]
 fn bad_input_gives_one_clear_error_and_no_output() {
     let d = tempfile::tempdir().unwrap();
     let (repo, _) = synthetic_commit(d.path(), REF, 10).unwrap();
@@ -234,6 +236,7 @@ fn bad_input_gives_one_clear_error_and_no_output() {
 }
 
 #[test]
+#[ignore = "slow tier: needs root (deploys a commit)"]
 fn existing_outputs_need_overwrite_and_missing_tools_name_the_package() {
     let d = tempfile::tempdir().unwrap();
     let (repo, _) = synthetic_commit(d.path(), REF, 10).unwrap();

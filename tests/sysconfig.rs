@@ -127,6 +127,7 @@ fn read(p: &Path) -> String {
 }
 
 #[test]
+#[ignore = "slow tier: needs root (reads a mode-000 /etc/shadow)"]
 fn full_configuration_on_an_ostree_deployment() {
     let t = tree::make();
     let target = Target::ostree_deployment(&t.root).unwrap();
@@ -300,6 +301,7 @@ fn full_configuration_on_an_ostree_deployment() {
 }
 
 #[test]
+#[ignore = "slow tier: needs root (reads a mode-000 /etc/shadow)"]
 fn reproducible_with_source_date_epoch_and_random_without() {
     let cfg = SystemConfig {
         rootpw: Some(RootPw {
@@ -326,6 +328,7 @@ fn reproducible_with_source_date_epoch_and_random_without() {
 }
 
 #[test]
+#[ignore = "slow tier: needs root (reads a mode-000 /etc/shadow)"]
 fn other_network_backends_and_missing_pieces() {
     // networkd when NetworkManager is absent and networkd is enabled; a bad zone warns.
     let t = tree::make();
@@ -425,6 +428,7 @@ fn other_network_backends_and_missing_pieces() {
 }
 
 #[test]
+#[ignore = "slow tier: needs root (reads a mode-000 /etc/shadow)"]
 fn conflicting_ids_are_errors() {
     let t = tree::make();
     let target = Target::ostree_deployment(&t.root).unwrap();
@@ -535,6 +539,7 @@ fn services_match_systemctl_offline() {
 }
 
 #[test]
+#[ignore = "slow tier: needs root (reads a mode-000 /etc/shadow)"]
 fn accounts_pass_pwck_and_grpck() {
     // A plain tree (its /var inside), so shadow's own checkers see the homes we made.
     let t = tree::make();
@@ -558,6 +563,7 @@ fn accounts_pass_pwck_and_grpck() {
 }
 
 #[test]
+#[ignore = "slow tier: needs root (chown to root)"]
 fn networkd_installed_but_not_enabled_is_a_warning() {
     let t = tree::make();
     fs::remove_dir_all(t.root.join("usr/lib/NetworkManager")).unwrap();

@@ -19,6 +19,7 @@ fn script(body: &str) -> PostScript {
 }
 
 #[test]
+#[ignore = "slow tier: needs root (chown to root)"]
 fn chroot_script_sees_the_deployment_and_writes_etc_and_var() {
     let t = tree::make();
     let target = Target::ostree_deployment(&t.root).unwrap();
@@ -81,6 +82,7 @@ fn chroot_script_sees_the_deployment_and_writes_etc_and_var() {
 }
 
 #[test]
+#[ignore = "slow tier: needs root (chown to root)"]
 fn interpreter_nochroot_and_failures() {
     let t = tree::make();
     let target = Target::ostree_deployment(&t.root).unwrap();
@@ -232,6 +234,7 @@ fn many_small_files_are_stopped_by_the_watchdog() {
 }
 
 #[test]
+#[ignore = "slow tier: needs root (reads a mode-000 /etc/shadow)"]
 fn kickstart_configuration_and_post_on_a_deployment() {
     let t = tree::make();
     let ks = kickstart::parse(
@@ -259,6 +262,7 @@ fn kickstart_configuration_and_post_on_a_deployment() {
 }
 
 #[test]
+#[ignore = "slow tier: needs root (reads a mode-000 /etc/shadow)"]
 fn demo_kickstart_configuration_and_post() {
     // The project's own rendered demo kickstart, applied to the busybox deployment.
     let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../kickstarts/demo-qcow2.ks");

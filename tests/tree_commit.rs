@@ -119,6 +119,7 @@ fn repo_state(repo: &Path) -> (String, Option<Vec<u8>>) {
 }
 
 #[test]
+#[ignore = "slow tier: needs root (mknod)"]
 fn commit_has_ostree_layout_and_keeps_metadata() {
     let d = tempfile::tempdir().unwrap();
     let r = rootfs(d.path(), &["6.1.0-9-amd64"]);
@@ -285,6 +286,7 @@ impl Drop for MutableDeployments {
 }
 
 #[test]
+#[ignore = "slow tier: needs root (mknod)"]
 fn commit_deploys_into_an_empty_sysroot() {
     let d = tempfile::tempdir().unwrap();
     let r = rootfs(d.path(), &["6.1.0-9-amd64"]);
@@ -343,6 +345,7 @@ fn commit_deploys_into_an_empty_sysroot() {
 }
 
 #[test]
+#[ignore = "slow tier: needs root (mknod)"]
 fn bad_input_is_a_clear_error_and_leaves_the_repo_untouched() {
     let d = tempfile::tempdir().unwrap();
     let repo = init_repo(d.path());

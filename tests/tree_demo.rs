@@ -37,6 +37,7 @@ impl Drop for MutableDeployments {
 }
 
 #[test]
+#[ignore = "slow tier: builds the demo tree (root, debootstrap)"]
 fn demo_tree_is_valid_deployable_and_cached() {
     imagebuilder::logging::init(false);
     let tree = ensure_demo_tree(None).expect("building the demo tree");

@@ -66,6 +66,7 @@ fn json(text: &str) -> serde_json::Value {
 }
 
 #[test]
+#[ignore = "slow tier: needs the demo tree"]
 fn one_build_gives_raw_qcow2_and_both_vagrant_boxes() {
     let tree = imagebuilder::tree::demo::ensure_demo_tree(None).unwrap();
     let d = tempfile::tempdir().unwrap();
@@ -382,6 +383,7 @@ fn check_key_in_root_lv(raw: &Path, meta: &serde_json::Value, commit: &str) {
 }
 
 #[test]
+#[ignore = "slow tier: needs the demo tree"]
 fn bad_requests_fail_and_leave_outputs_alone() {
     let tree = imagebuilder::tree::demo::ensure_demo_tree(None).unwrap();
     let d = tempfile::tempdir().unwrap();

@@ -1130,6 +1130,7 @@ mod tests {
     }
 
     #[test]
+    #[ignore = "slow tier: needs root (deploys a commit)"]
     fn builds_valid_reproducible_raw_and_qcow2() {
         let d = tempfile::tempdir().unwrap();
         let (repo, commit) = synthetic_commit(d.path(), "test/x86_64/base", 3 << 20).unwrap();
@@ -1265,6 +1266,7 @@ mod tests {
     }
 
     #[test]
+    #[ignore = "slow tier: needs root (deploys a commit)"]
     fn bad_inputs_fail_before_work_and_leave_nothing() {
         let d = tempfile::tempdir().unwrap();
         let (repo, _) = synthetic_commit(d.path(), "test/x86_64/base", 10).unwrap();
@@ -1311,6 +1313,7 @@ mod tests {
     }
 
     #[test]
+    #[ignore = "slow tier: needs root (deploys a commit)"]
     fn lvm_root_and_swap_are_reproducible_and_named_by_mapper_path() {
         let d = tempfile::tempdir().unwrap();
         let (repo, _) = synthetic_commit(d.path(), "test/x86_64/base", 1 << 20).unwrap();

@@ -306,6 +306,7 @@ mod tests {
     }
 
     #[test]
+    #[ignore = "slow tier: needs root, a loop device and a mount (XFS)"]
     fn populates_with_hard_links_owners_and_xattrs() {
         let tmp = tempfile::tempdir().unwrap();
         let src = tmp.path().join("src");
@@ -405,6 +406,7 @@ mod tests {
     }
 
     #[test]
+    #[ignore = "slow tier: needs root (XFS goes through a loop device)"]
     fn too_small_is_a_clear_error_and_nothing_is_attached() {
         let tmp = tempfile::tempdir().unwrap();
         let image = tmp.path().join("disk.raw");
