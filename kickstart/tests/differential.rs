@@ -16,10 +16,13 @@
 //! header). Regenerate it after changing the generator or the tables with
 //!
 //! ```sh
-//! cargo test -p kickstart --test differential -- --ignored regenerate_oracle_cache
+//! KICKSTART_REGENERATE_ORACLE=1 cargo test -p kickstart --test differential -- --ignored oracle_cache
 //! ```
 //!
 //! which runs `pykickstart_oracle.py --texts` (one Python process) on every input.
+
+#[path = "../../tests/support/oracle.rs"]
+mod oracle;
 
 #[path = "differential/gen.rs"]
 mod differential_gen;
@@ -123,7 +126,7 @@ fn load_cache() -> (String, HashMap<(String, String), Verdict>) {
     let path = root().join(CACHE);
     let text = std::fs::read_to_string(&path).unwrap_or_else(|e| {
         panic!(
-            "{}: {e}; regenerate it: cargo test -p kickstart --test differential -- --ignored regenerate_oracle_cache",
+            "{}: {e}; regenerate it: KICKSTART_REGENERATE_ORACLE=1 cargo test -p kickstart --test differential -- --ignored oracle_cache",
             path.display()
         )
     });
@@ -194,7 +197,7 @@ fn generated_inputs_match_pykickstart() {
     assert_eq!(
         head,
         header(),
-        "the oracle cache was made for other tables or another seed; regenerate it: cargo test -p kickstart --test differential -- --ignored regenerate_oracle_cache"
+        "the oracle cache was made for other tables or another seed; regenerate it: KICKSTART_REGENERATE_ORACLE=1 cargo test -p kickstart --test differential -- --ignored oracle_cache"
     );
     let mut wanted = std::collections::HashSet::new();
     let mut missing = Vec::new();
@@ -208,7 +211,7 @@ fn generated_inputs_match_pykickstart() {
     let stale = cache.keys().filter(|k| !wanted.contains(*k)).count();
     assert!(
         missing.is_empty() && stale == 0,
-        "the oracle cache is out of date ({} inputs without a verdict, {stale} verdicts for inputs no longer generated; first missing: {:?}); regenerate it: cargo test -p kickstart --test differential -- --ignored regenerate_oracle_cache",
+        "the oracle cache is out of date ({} inputs without a verdict, {stale} verdicts for inputs no longer generated; first missing: {:?}); regenerate it: KICKSTART_REGENERATE_ORACLE=1 cargo test -p kickstart --test differential -- --ignored oracle_cache",
         missing.len(),
         missing.first()
     );
@@ -306,17 +309,10 @@ fn generated_inputs_match_pykickstart() {
     assert!(low.is_empty(), "agreement below {MIN_AGREEMENT} %: {low:?}");
 }
 
-/// Recompute pykickstart's verdicts for every generated input and rewrite the cache.
-#[test]
-#[ignore = "needs .venv (pykickstart 3.78) and minutes of CPU; run after changing the generator or the tables"]
-fn regenerate_oracle_cache() {
+/// pykickstart's verdicts for `cases`, from one run of the oracle script.
+fn oracle_verdicts(cases: &[&Case]) -> Vec<Verdict> {
     let root = root();
-    let python = root.join(".venv/bin/python");
-    assert!(python.exists(), "{} is missing", python.display());
-    let mut all = cases(SEED);
-    let mut seen = std::collections::HashSet::new();
-    all.retain(|c| seen.insert((c.version.clone(), key(c))));
-    let mut child = Command::new(&python)
+    let mut child = Command::new(root.join(".venv/bin/python"))
         .arg(root.join("kickstart/tests/pykickstart_oracle.py"))
         .arg("--texts")
         .stdin(Stdio::piped())
@@ -324,7 +320,7 @@ fn regenerate_oracle_cache() {
         .spawn()
         .expect("run the pykickstart oracle");
     let mut stdin = child.stdin.take().expect("stdin");
-    let input: String = all
+    let input: String = cases
         .iter()
         .map(|c| serde_json::json!({"version": c.version, "text": c.text}).to_string() + "\n")
         .collect();
@@ -335,27 +331,68 @@ fn regenerate_oracle_cache() {
     writer.join().expect("writer");
     assert!(out.status.success(), "oracle failed");
     let text = String::from_utf8(out.stdout).expect("utf8");
-    let answers: Vec<serde_json::Value> = text
+    let answers: Vec<Verdict> = text
         .lines()
-        .map(|l| serde_json::from_str(l).expect("oracle json"))
+        .map(|l| {
+            let a: serde_json::Value = serde_json::from_str(l).expect("oracle json");
+            Verdict {
+                ok: a["ok"].as_bool().unwrap(),
+                line: a["line"].as_i64(),
+                message: a["message"].as_str().unwrap_or("").to_string(),
+            }
+        })
         .collect();
-    assert_eq!(answers.len(), all.len(), "one answer per input");
+    assert_eq!(answers.len(), cases.len(), "one answer per input");
+    answers
+}
+
+/// The committed cache against pykickstart itself, on every 97th input (a few hundred); with
+/// `KICKSTART_REGENERATE_ORACLE=1`, pykickstart's verdicts for every input are written to the cache
+/// instead (after changing the generator or the tables).
+#[test]
+#[ignore = "slow tier: runs pykickstart (KICKSTART_REGENERATE_ORACLE=1 rewrites the whole cache, minutes)"]
+fn oracle_cache_agrees_with_pykickstart() {
+    if oracle::missing() {
+        return;
+    }
+    let regenerate = std::env::var_os("KICKSTART_REGENERATE_ORACLE").is_some_and(|v| v == "1");
+    let mut all = cases(SEED);
+    let mut seen = std::collections::HashSet::new();
+    all.retain(|c| seen.insert((c.version.clone(), key(c))));
+    let chosen: Vec<&Case> = all
+        .iter()
+        .step_by(if regenerate { 1 } else { 97 })
+        .collect();
+    let answers = oracle_verdicts(&chosen);
+    if !regenerate {
+        let (_, cache) = load_cache();
+        let wrong: Vec<String> = chosen
+            .iter()
+            .zip(&answers)
+            .filter(|(c, a)| cache.get(&(c.version.clone(), key(c))) != Some(a))
+            .map(|(c, a)| format!("{} {:?}: pykickstart says {a:?}", c.version, c.text))
+            .collect();
+        assert!(chosen.len() > 200, "only {} sampled", chosen.len());
+        assert!(
+            wrong.is_empty(),
+            "the cache disagrees with pykickstart (regenerate it):\n{}",
+            wrong.join("\n")
+        );
+        return;
+    }
     let mut cache = header() + "\n";
-    for (c, a) in all.iter().zip(&answers) {
+    for (c, a) in chosen.iter().zip(&answers) {
         cache.push_str(&format!(
             "{}\t{}\t{}\t{}\t{}\n",
             c.version,
             key(c),
-            if a["ok"].as_bool().unwrap() { 1 } else { 0 },
-            a["line"]
-                .as_i64()
-                .map(|l| l.to_string())
-                .unwrap_or_else(|| "-".into()),
-            escape(a["message"].as_str().unwrap_or(""))
+            if a.ok { 1 } else { 0 },
+            a.line.map(|l| l.to_string()).unwrap_or_else(|| "-".into()),
+            escape(&a.message)
         ));
     }
-    let path = root.join(CACHE);
+    let path = root().join(CACHE);
     std::fs::create_dir_all(path.parent().expect("dir")).expect("mkdir");
     std::fs::write(&path, cache).expect("write cache");
-    println!("{} verdicts written to {}", all.len(), path.display());
+    println!("{} verdicts written to {}", chosen.len(), path.display());
 }
