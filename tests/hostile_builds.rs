@@ -185,6 +185,41 @@ fn a_tampered_object_in_a_local_repository_is_refused() {
     assert_eq!(left, Vec::<String>::new(), "{err}");
 }
 
+#[test]
+#[ignore = "slow tier: needs root (deploys a commit)"]
+fn a_mount_point_the_tree_does_not_link_into_var_names_its_line() {
+    let d = tempfile::tempdir().unwrap();
+    let (repo, _) = synthetic_commit(d.path(), REF, 10).unwrap();
+    let ks = d.path().join("opt.ks");
+    fs::write(
+        &ks,
+        format!("part / --grow\npart /opt --size=100\n{OSTREESETUP}"),
+    )
+    .unwrap();
+    let out = d.path().join("out");
+    let o = image(
+        &[
+            "--kickstart",
+            ks.to_str().unwrap(),
+            "--ostreerepo",
+            repo.to_str().unwrap(),
+            "-i",
+            "raw",
+            "-o",
+            out.to_str().unwrap(),
+        ],
+        &[],
+    );
+    let err = stderr(&o);
+    assert_eq!(o.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains("opt.ks:2: mount point /opt is inside the read-only OSTree deployment"),
+        "{err}"
+    );
+    let left: Vec<String> = entries(&out).into_iter().filter(|e| e != "logs").collect();
+    assert_eq!(left, Vec::<String>::new(), "{err}");
+}
+
 fn sha256(p: &Path) -> String {
     let o = Command::new("sha256sum").arg(p).output().unwrap();
     String::from_utf8_lossy(&o.stdout)

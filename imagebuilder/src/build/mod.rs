@@ -620,7 +620,8 @@ fn split_filesystems(
         .collect();
     others.sort_by_key(|f| std::cmp::Reverse(f.mountpoint.matches('/').count()));
     for (i, f) in others.iter().enumerate() {
-        let src = physical_path(deployed, &f.mountpoint)?;
+        let src = physical_path(deployed, &f.mountpoint)
+            .map_err(|e| layout.error_at(&f.mountpoint, format!("{e:#}")))?;
         let dst = dirs.stage.join(format!("fs-{i}"));
         if src.exists() {
             std::fs::rename(&src, &dst)

@@ -604,6 +604,29 @@ impl Layout {
     }
 
     /// The filesystems to create, in mount order (parents before children).
+    /// A located error about the filesystem mounted at `mountpoint` (its `part` or `logvol` line).
+    pub fn error_at(&self, mountpoint: &str, message: String) -> LayoutError {
+        let line = self
+            .parts
+            .iter()
+            .filter(|p| p.fs.as_ref().is_some_and(|f| f.mountpoint == mountpoint))
+            .map(|p| p.line)
+            .chain(
+                self.vgs
+                    .iter()
+                    .flat_map(|v| &v.lvs)
+                    .filter(|l| l.fs.mountpoint == mountpoint)
+                    .map(|l| l.line),
+            )
+            .next()
+            .unwrap_or(0);
+        LayoutError {
+            source_name: self.source_name.clone(),
+            line,
+            message,
+        }
+    }
+
     pub fn filesystems(&self) -> Vec<&Filesystem> {
         let mut v: Vec<&Filesystem> = self
             .parts
