@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Issue 5 benchmarks, all measured in the same run on the demo tree:
+# Disk image benchmarks, all measured in the same run on the demo tree:
 #   1. commit -> bootable qcow2 (`imagebuilder image -i qcow2`) against the floor pipeline
 #      (scripts/floor-pipeline.sh: libostree deploy + mkfs.ext4 -d + qemu-img convert); target <= 1.25x;
 #   2. the qcow2 writer alone against `qemu-img convert -O qcow2` on the same raw; target <= 1.0x;

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The floor pipeline for issue 5's benchmark: the least work that turns an OSTree commit into a qcow2
+# The floor pipeline for the disk benchmark: the least work that turns an OSTree commit into a qcow2
 # holding its deployment — libostree deploy into a directory, `mkfs.ext4 -d`, `qemu-img convert`.
 # No partition table, no ESP, no /boot filesystem, no bootloader: `imagebuilder image` must stay
 # within 1.25x of this (see scripts/bench-disk.sh).
