@@ -777,7 +777,8 @@ fn write_raw_disk(
         log.step(format!("{what} ({} MiB)", size / MIB));
         set_stage(what.clone());
         let bar = crate::progress::spinner(&what);
-        let made = make_filesystem(job, &disk, (f, offset, size), &trees[&f.mountpoint], dirs);
+        let tree = trees.get(&f.mountpoint).map(PathBuf::as_path);
+        let made = make_filesystem(job, &disk, (f, offset, size), tree, dirs);
         bar.finish_and_clear();
         made?;
     }
@@ -800,14 +801,19 @@ struct RawDisk<'a> {
     file: &'a File,
 }
 
-/// One filesystem from `tree`, written into the raw disk at `offset`.
+/// One filesystem from its `tree` (every kind but swap has one), written into the raw disk at
+/// `offset`.
 fn make_filesystem(
     job: &ImageJob,
     disk: &RawDisk<'_>,
     (f, offset, size): (&Filesystem, u64, u64),
-    tree: &Path,
+    tree: Option<&Path>,
     dirs: &WorkDirs,
 ) -> Result<()> {
+    if f.kind == FsKind::Swap {
+        return make_swap(disk.file, offset, size, f);
+    }
+    let tree = tree.with_context(|| format!("no staged tree for {}", f.mountpoint))?;
     let mkfs = MkfsOptions {
         epoch: job.source_date_epoch,
     };
@@ -832,7 +838,7 @@ fn make_filesystem(
                 .with_context(|| format!("writing the FAT filesystem for {}", f.mountpoint))
         }
         FsKind::Xfs => make_xfs(disk.path, offset, size, f, tree, &dirs.root, mkfs),
-        FsKind::Swap => make_swap(disk.file, offset, size, f),
+        FsKind::Swap => unreachable!("swap is made above"),
     }
 }
 
