@@ -265,6 +265,8 @@ pub fn check_name_options(opts: &KickstartImageOptions) -> Result<()> {
 /// Parses the kickstart file at `kickstart` strictly under `syntax` (`None` or `auto`: the file's
 /// `#version=` line, else DEVEL), as [`build_from_kickstart_file`] reads it.
 pub fn read_kickstart_file(kickstart: &Path, syntax: Option<&str>) -> Result<Kickstart> {
+    // A FIFO or device is named as such before anything opens it.
+    crate::util::fsutil::check_input(kickstart, "kickstart", kickstart::loader::MAX_FILE_BYTES)?;
     let text =
         crate::util::fsutil::read_input(kickstart, "kickstart", kickstart::loader::MAX_FILE_BYTES)?;
     let version = crate::ks::resolve_syntax(syntax.unwrap_or("auto"), Some(&text))?;
