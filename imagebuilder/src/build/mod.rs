@@ -525,11 +525,12 @@ fn stage_deployment(
     log: &mut BuildLog,
 ) -> Result<Deployed> {
     let source = &req.source;
+    // The stage is named before the log line announces it, so a signal after the line names it.
+    set_stage(format!("deploying {}", source.reference));
     log.step(format!(
         "deploying {} from {} (osname {})",
         source.reference, source.pull_url, source.osname
     ));
-    set_stage(format!("deploying {}", source.reference));
     let bar = crate::progress::spinner(&format!("deploying {}", source.reference));
     let deployed = deploy::deploy(&dirs.stage.join("sysroot"), source);
     bar.finish_and_clear();
@@ -774,8 +775,8 @@ fn write_raw_disk(
     };
     for (f, offset, size) in plan.filesystems() {
         let what = format!("making {} on {}", f.kind.fstab_type(), f.mountpoint);
-        log.step(format!("{what} ({} MiB)", size / MIB));
         set_stage(what.clone());
+        log.step(format!("{what} ({} MiB)", size / MIB));
         let bar = crate::progress::spinner(&what);
         let tree = trees.get(&f.mountpoint).map(PathBuf::as_path);
         let made = make_filesystem(job, &disk, (f, offset, size), tree, dirs);

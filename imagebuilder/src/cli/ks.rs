@@ -32,9 +32,9 @@ pub enum KsCmd {
 /// `ks validate`
 #[derive(Debug, Args)]
 pub struct ValidateArgs {
-    /// Syntax version: F21…F46, RHEL7…RHEL11, DEVEL, or auto (the file's #version= line, else
-    /// DEVEL)
-    #[arg(long, default_value = "auto", value_parser = syntax)]
+    /// Syntax version: F21…F46, RHEL7…RHEL11, DEVEL (the default, as ksvalidator), or auto (the
+    /// file's #version= line, else DEVEL)
+    #[arg(long, default_value = "DEVEL", value_parser = syntax)]
     syntax: String,
     /// One JSON object per file per line on stdout
     #[arg(long)]
@@ -53,9 +53,9 @@ pub struct ValidateArgs {
 /// `ks flatten`
 #[derive(Debug, Args)]
 pub struct FlattenArgs {
-    /// Syntax version: F21…F46, RHEL7…RHEL11, DEVEL, or auto (the file's #version= line, else
-    /// DEVEL)
-    #[arg(long, default_value = "auto", value_parser = syntax)]
+    /// Syntax version: F21…F46, RHEL7…RHEL11, DEVEL (the default, as ksvalidator), or auto (the
+    /// file's #version= line, else DEVEL)
+    #[arg(long, default_value = "DEVEL", value_parser = syntax)]
     syntax: String,
     /// Output file (written atomically; default stdout)
     #[arg(short, long)]
