@@ -21,6 +21,23 @@ fn image(args: &[&str], envs: &[(&str, &str)]) -> Output {
         .unwrap()
 }
 
+/// `image --kickstart KS --ostreerepo REPO -i raw -o OUT` with extra environment.
+fn image_raw(ks: &Path, repo: &Path, out: &Path, envs: &[(&str, &str)]) -> Output {
+    image(
+        &[
+            "--kickstart",
+            ks.to_str().unwrap(),
+            "--ostreerepo",
+            repo.to_str().unwrap(),
+            "-i",
+            "raw",
+            "-o",
+            out.to_str().unwrap(),
+        ],
+        envs,
+    )
+}
+
 fn stderr(o: &Output) -> String {
     String::from_utf8_lossy(&o.stderr).into_owned()
 }
@@ -77,19 +94,7 @@ fn layout_mistakes_are_refused_with_their_line_before_the_deploy() {
         let ks = d.path().join(name);
         fs::write(&ks, format!("{body}{OSTREESETUP}")).unwrap();
         let out = d.path().join(format!("out-{name}"));
-        let o = image(
-            &[
-                "--kickstart",
-                ks.to_str().unwrap(),
-                "--ostreerepo",
-                repo.to_str().unwrap(),
-                "-i",
-                "raw",
-                "-o",
-                out.to_str().unwrap(),
-            ],
-            &[],
-        );
+        let o = image_raw(&ks, &repo, &out, &[]);
         assert_eq!(o.status.code(), Some(1), "{name}: {}", stderr(&o));
         assert!(stderr(&o).contains(want), "{name}: {}", stderr(&o));
         // Not even the build log exists: the error came before the deploy.
@@ -159,19 +164,7 @@ fn a_tampered_object_in_a_local_repository_is_refused() {
     let ks = d.path().join("a.ks");
     fs::write(&ks, format!("part / --grow\n{OSTREESETUP}")).unwrap();
     let out = d.path().join("out");
-    let o = image(
-        &[
-            "--kickstart",
-            ks.to_str().unwrap(),
-            "--ostreerepo",
-            repo.to_str().unwrap(),
-            "-i",
-            "raw",
-            "-o",
-            out.to_str().unwrap(),
-        ],
-        &[],
-    );
+    let o = image_raw(&ks, &repo, &out, &[]);
     let err = stderr(&o);
     assert_eq!(o.status.code(), Some(1), "{err}");
     assert!(
@@ -197,19 +190,7 @@ fn a_mount_point_the_tree_does_not_link_into_var_names_its_line() {
     )
     .unwrap();
     let out = d.path().join("out");
-    let o = image(
-        &[
-            "--kickstart",
-            ks.to_str().unwrap(),
-            "--ostreerepo",
-            repo.to_str().unwrap(),
-            "-i",
-            "raw",
-            "-o",
-            out.to_str().unwrap(),
-        ],
-        &[],
-    );
+    let o = image_raw(&ks, &repo, &out, &[]);
     let err = stderr(&o);
     assert_eq!(o.status.code(), Some(1), "{err}");
     assert!(
@@ -265,17 +246,10 @@ fn crlf_kickstart_builds_the_same_image_and_nochroot_post_cannot_write_the_host(
         let ks = dir.join("demo.ks");
         fs::write(&ks, text).unwrap();
         let out = dir.join("out");
-        let o = image(
-            &[
-                "--kickstart",
-                ks.to_str().unwrap(),
-                "--ostreerepo",
-                tree.repo.to_str().unwrap(),
-                "-i",
-                "raw",
-                "-o",
-                out.to_str().unwrap(),
-            ],
+        let o = image_raw(
+            &ks,
+            &tree.repo,
+            &out,
             &[("SOURCE_DATE_EPOCH", "1700000000")],
         );
         assert!(o.status.success(), "{name}: {}", stderr(&o));
