@@ -265,9 +265,32 @@ fn kill_children(children: &[ChildEntry]) {
     }
 }
 
+/// Set once an interruption is being cleaned up.
+static INTERRUPTING: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// Work abandoned by an interruption (libostree in the middle of a deploy) can trip an assertion
+/// when its tree is removed under it; its `abort()` then waits for the cleanup, which exits with
+/// the signal's code. Any other abort aborts as usual.
+#[allow(unsafe_code)]
+fn hold_aborts_during_cleanup() -> Result<()> {
+    // SAFETY: the action only loads an atomic and sleeps (nanosleep), both async-signal-safe.
+    unsafe {
+        signal_hook::low_level::register(signal_hook::consts::SIGABRT, || {
+            if INTERRUPTING.load(std::sync::atomic::Ordering::SeqCst) {
+                loop {
+                    std::thread::sleep(std::time::Duration::from_secs(1));
+                }
+            }
+        })
+    }
+    .context("installing the SIGABRT handler")?;
+    Ok(())
+}
+
 /// Installs the SIGINT/SIGTERM handler thread (see the module documentation). Call once, early.
 pub fn install_signal_handler() -> Result<()> {
     use signal_hook::consts::{SIGINT, SIGTERM};
+    hold_aborts_during_cleanup()?;
     let mut signals = signal_hook::iterator::Signals::new([SIGINT, SIGTERM])
         .context("installing the SIGINT/SIGTERM handler")?;
     std::thread::Builder::new()
@@ -327,6 +350,7 @@ pub fn interruption_message(
 }
 
 fn interrupted(sig: i32) -> ! {
+    INTERRUPTING.store(true, std::sync::atomic::Ordering::SeqCst);
     CLEANING.set(true);
     let (children, mut actions, stage, outdirs) = {
         let mut r = registry();
