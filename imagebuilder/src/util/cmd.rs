@@ -54,21 +54,8 @@ pub trait CommandExt {
 
 impl CommandExt for Command {
     fn run(&mut self) -> Result<()> {
-        let line = display(self);
-        tracing::debug!("exec: {line}");
-        let mut stderr = tempfile::tempfile().context("creating stderr capture file")?;
-        self.stdin(Stdio::null()).stdout(Stdio::null()).stderr(
-            stderr
-                .try_clone()
-                .context("duplicating stderr capture file")?,
-        );
-        let status =
-            wait(spawn(self).with_context(|| format!("running `{line}`: {}", missing_hint(self)))?)
-                .with_context(|| format!("waiting for `{line}`"))?;
-        if !status.success() {
-            bail!("`{line}` failed ({status}){}", tail(&mut stderr));
-        }
-        Ok(())
+        self.stdin(Stdio::null()).stdout(Stdio::null());
+        self.run_redirected()
     }
 
     fn run_redirected(&mut self) -> Result<()> {
