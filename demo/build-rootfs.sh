@@ -58,12 +58,14 @@ for d in drivers/gpu drivers/media drivers/net/wireless drivers/infiniband drive
   echo "path-exclude=/lib/modules/*/kernel/$d/*"
   echo "path-exclude=/usr/lib/modules/*/kernel/$d/*"
 done >> "$target/etc/dpkg/dpkg.cfg.d/01-imagebuilder-nodoc"
-# dracut: generic image (boots on any machine), the ostree module, live modules for PXE-to-Live, LVM,
+# dracut: generic image (boots on any machine), the ostree module, live modules (dmsquash-live for
+# live media, livenet + network-legacy for squashfs over HTTP: dracut would otherwise pick
+# systemd-networkd as the network handler and fail on its missing ifcfg module), LVM,
 # virtio drivers and the filesystems the images use. The kernel's postinst hook runs dracut with this.
 mkdir -p "$target/etc/dracut.conf.d"
 cat > "$target/etc/dracut.conf.d/50-imagebuilder.conf" <<'CFG'
 hostonly="no"
-add_dracutmodules+=" ostree systemd lvm dmsquash-live "
+add_dracutmodules+=" ostree systemd lvm dmsquash-live network-legacy livenet "
 omit_dracutmodules+=" plymouth "
 add_drivers+=" virtio_blk virtio_pci virtio_scsi virtio_net virtio_console ext4 xfs btrfs vfat nls_cp437 nls_iso8859_1 sr_mod isofs squashfs overlay loop "
 filesystems+=" ext4 xfs btrfs vfat "

@@ -105,24 +105,78 @@ fn mkimage(
     extra: &[&str],
     out: &Path,
 ) -> Result<()> {
+    let image = StandaloneImage {
+        format,
+        embed_cfg: &embed_cfg(t),
+        prefix: &t.prefix,
+        extra_modules: extra,
+    };
+    mkimage_in(work, platform_dir, &image, out)
+}
+
+fn mkimage_in(work: &Path, platform_dir: &Path, i: &StandaloneImage<'_>, out: &Path) -> Result<()> {
     crate::util::cmd::require_program("grub-mkimage")?;
-    let cfg = work.join(format!("embed-{format}.cfg"));
-    std::fs::write(&cfg, embed_cfg(t)).with_context(|| format!("writing {}", cfg.display()))?;
+    let cfg = work.join(format!("embed-{}.cfg", i.format));
+    std::fs::write(&cfg, i.embed_cfg).with_context(|| format!("writing {}", cfg.display()))?;
     Command::new("grub-mkimage")
         .arg("-O")
-        .arg(format)
+        .arg(i.format)
         .arg("-d")
         .arg(platform_dir)
         .arg("-o")
         .arg(out)
         .arg("-p")
-        .arg(&t.prefix)
+        .arg(i.prefix)
         .arg("-c")
         .arg(&cfg)
         .args(COMMON_MODULES)
-        .args(extra)
+        .args(i.extra_modules)
         .run()
-        .with_context(|| format!("building the {format} GRUB image"))
+        .with_context(|| format!("building the {} GRUB image", i.format))
+}
+
+/// A self-contained GRUB image for media other than an installed disk (ISO, network).
+#[derive(Debug, Clone)]
+pub struct StandaloneImage<'a> {
+    /// `grub-mkimage -O`: `i386-pc-eltorito`, `x86_64-efi`…
+    pub format: &'a str,
+    /// The configuration embedded in the image (it finds and loads the real one).
+    pub embed_cfg: &'a str,
+    /// `grub-mkimage -p`.
+    pub prefix: &'a str,
+    /// Modules beyond the disk images' set (`iso9660`, `efinet tftp`…).
+    pub extra_modules: &'a [&'a str],
+}
+
+/// Builds a [`StandaloneImage`] at `out`; `work` holds the embedded config file.
+pub fn build_standalone(work: &Path, image: &StandaloneImage<'_>, out: &Path) -> Result<()> {
+    let (platform, package) = match image.format {
+        f if f.starts_with("i386-pc") => ("i386-pc", "grub-pc-bin"),
+        "x86_64-efi" => ("x86_64-efi", "grub-efi-amd64-bin"),
+        f => bail!("no GRUB platform for image format {f}"),
+    };
+    let dir = require_platform(platform, package)?;
+    if let Some(p) = out.parent() {
+        std::fs::create_dir_all(p).with_context(|| format!("creating {}", p.display()))?;
+    }
+    mkimage_in(work, &dir, image, out)
+}
+
+/// A file of the host's GRUB for `platform` (`boot_hybrid.img` of i386-pc, say).
+pub fn platform_file(platform: &str, name: &str) -> Result<PathBuf> {
+    let package = if platform == "i386-pc" {
+        "grub-pc-bin"
+    } else {
+        "grub-efi-amd64-bin"
+    };
+    let p = require_platform(platform, package)?.join(name);
+    if !p.is_file() {
+        bail!(
+            "{} not found; install the Debian package `{package}`",
+            p.display()
+        );
+    }
+    Ok(p)
 }
 
 /// Builds the standalone UEFI GRUB at `out` (`EFI/BOOT/BOOTX64.EFI` in the ESP tree).

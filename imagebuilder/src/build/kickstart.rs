@@ -211,6 +211,8 @@ pub struct KickstartImageOptions {
     /// Kickstart syntax version (`F22`, `RHEL9`, `DEVEL`, `auto`); `None` is `auto`: the file's
     /// `#version=` line, else DEVEL.
     pub syntax: Option<String>,
+    /// Options of the live outputs.
+    pub live: crate::build::LiveOptions,
 }
 
 /// `SOURCE_DATE_EPOCH` from the environment (unset or empty: `None`).
@@ -381,6 +383,7 @@ pub fn build_from_kickstart(
             crate::build::publish::hex(&sha2::Sha256::digest(kickstart::write(ks)))
         }),
         source_date_epoch: opts.source_date_epoch,
+        live: opts.live,
     };
     let config = KickstartConfig { ks };
     let post = KickstartPost { ks };

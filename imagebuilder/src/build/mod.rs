@@ -85,6 +85,20 @@ pub struct ImageJob {
     pub id_seed: Option<String>,
     /// `SOURCE_DATE_EPOCH`: reproducible ids and timestamps.
     pub source_date_epoch: Option<i64>,
+    /// Options of the live outputs (`pxe-live`, `live-iso`).
+    pub live: LiveOptions,
+}
+
+/// Options of the live outputs.
+#[derive(Debug, Clone, Default)]
+pub struct LiveOptions {
+    /// Base URL the PXE configs fetch `live-rootfs.squashfs.img` from; default the literal `<URL>`
+    /// placeholder (as livemedia-creator writes it).
+    pub url: Option<String>,
+    /// The live ISO's volume id (≤ 32 characters); default derived from the output name.
+    pub volume_id: Option<String>,
+    /// Name of the PXE-to-Live directory in OUTDIR; default `NAME.pxe`.
+    pub pxe_dir: Option<String>,
 }
 
 /// What a hook gets: the staged deployment, before any filesystem is made.
@@ -115,7 +129,9 @@ pub trait DeploymentHook {
 pub struct BuildResult {
     pub commit: String,
     pub reference: String,
-    pub plan: DiskPlan,
+    /// The disk's layout (`None` when only live outputs were built).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub plan: Option<DiskPlan>,
     pub outputs: Vec<OutputInfo>,
     pub log: PathBuf,
 }
@@ -126,9 +142,24 @@ struct Metadata<'a> {
     kickstart: Option<KickstartInfo>,
     source: SourceInfo<'a>,
     source_date_epoch: Option<i64>,
-    disk: &'a DiskPlan,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    disk: Option<&'a DiskPlan>,
     kernel_arguments: &'a [String],
+    #[serde(skip_serializing_if = "Option::is_none")]
+    live: Option<LiveInfo<'a>>,
     outputs: &'a [OutputInfo],
+}
+
+/// What `metadata.json` says of the live outputs.
+#[derive(Serialize)]
+struct LiveInfo<'a> {
+    kernel_version: &'a str,
+    initramfs_rebuilt: bool,
+    dracut_modules: &'a std::collections::BTreeSet<String>,
+    rootfs_bytes: u64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    volume_id: Option<&'a str>,
+    kernel_arguments: BTreeMap<&'static str, String>,
 }
 
 #[derive(Serialize)]
@@ -336,7 +367,8 @@ pub fn build_image(job: &ImageJob, hooks: &[&dyn DeploymentHook]) -> Result<Buil
     Ok(r)
 }
 
-/// The stages, in order: each takes plain data and returns plain data.
+/// The stages, in order: each takes plain data and returns plain data. One staged deployment
+/// feeds every artifact: the live writers read it, the disk writer consumes it last.
 fn run(
     job: &ImageJob,
     hooks: &[&dyn DeploymentHook],
@@ -346,29 +378,41 @@ fn run(
 ) -> Result<BuildResult> {
     let dirs = WorkDirs::create(work)?;
     let deployed = stage_deployment(job, hooks, req, &dirs, log)?;
-    let boot = prepare_boot(job, &req.layout, &deployed, &dirs, log)?;
-    let trees = split_filesystems(job, &req.layout, &deployed, &dirs)?;
-    let plan = size_disk(job, req, &trees, log)?;
-    let raw = write_raw_disk(job, &plan, &trees, &boot, &dirs, log)?;
-    // The staging tree is no longer needed: remove it while the outputs are written (removing
-    // tens of thousands of files is slow on hosts that mount with `discard`).
-    let scratch = dirs.stage.clone();
-    let cleanup = std::thread::spawn(move || {
-        crate::blockdev::mounts::remove_tree(&scratch)
-            .map(drop)
-            .with_context(|| format!("removing the staged tree {}", scratch.display()))
-    });
-    let staged = write_outputs(job, &req.formats, &plan, raw, &dirs.out, log)?;
+    let mut staged = Vec::new();
+    let live = match req.formats.iter().any(|f| !f.is_disk()) {
+        true => Some(write_live_artifacts(
+            job,
+            req,
+            &deployed,
+            &dirs,
+            log,
+            &mut staged,
+        )?),
+        false => None,
+    };
+    let (plan, cleanup) = match req.formats.iter().any(|f| f.is_disk()) {
+        true => {
+            let (plan, cleanup) =
+                write_disk_artifacts(job, req, &deployed, &dirs, log, &mut staged)?;
+            (Some(plan), Some(cleanup))
+        }
+        false => (None, None),
+    };
+    // Publication order is the formats' order: raw, raw.xz, qcow2, boxes, live outputs.
+    staged.sort_by_key(|s| s.format);
     let outputs = crate::util::cleanup::uninterruptible(|| {
         set_stage("publishing the outputs");
-        let meta = |outputs: &[OutputInfo]| metadata_json(job, req, &deployed, &plan, outputs);
+        let meta = |outputs: &[OutputInfo]| {
+            metadata_json(job, req, &deployed, plan.as_ref(), live.as_ref(), outputs)
+        };
         crate::build::publish::commit(&job.outdir, staged, &meta)
     });
-    let cleaned = cleanup.join();
+    let cleaned = cleanup.map(std::thread::JoinHandle::join);
     let outputs = outputs?;
     match cleaned {
-        Ok(r) => r?,
-        Err(_) => bail!("removing the work directory failed"),
+        Some(Ok(r)) => r?,
+        Some(Err(_)) => bail!("removing the work directory failed"),
+        None => {}
     }
     for o in &outputs {
         log.step(format!(
@@ -388,6 +432,218 @@ fn run(
     })
 }
 
+/// The disk artifacts: boot loader, filesystems, the raw disk and its conversions. The staged tree
+/// is split into the filesystems (consumed); its remains are removed in the background while the
+/// outputs are written (removing tens of thousands of files is slow on hosts that mount with
+/// `discard`): the returned thread does that.
+fn write_disk_artifacts(
+    job: &ImageJob,
+    req: &BuildRequest,
+    deployed: &Deployed,
+    dirs: &WorkDirs,
+    log: &mut BuildLog,
+    staged: &mut Vec<Staged>,
+) -> Result<(DiskPlan, std::thread::JoinHandle<Result<()>>)> {
+    let boot = prepare_boot(job, &req.layout, deployed, dirs, log)?;
+    let trees = split_filesystems(job, &req.layout, deployed, dirs)?;
+    let plan = size_disk(job, req, &trees, log)?;
+    let raw = write_raw_disk(job, &plan, &trees, &boot, dirs, log)?;
+    let scratch = dirs.stage.clone();
+    let cleanup = std::thread::spawn(move || {
+        crate::blockdev::mounts::remove_tree(&scratch)
+            .map(drop)
+            .with_context(|| format!("removing the staged tree {}", scratch.display()))
+    });
+    let formats: Vec<OutputFormat> = req
+        .formats
+        .iter()
+        .copied()
+        .filter(|f| f.is_disk())
+        .collect();
+    staged.extend(write_outputs(job, &formats, &plan, raw, &dirs.out, log)?);
+    Ok((plan, cleanup))
+}
+
+/// The live artifacts built from the staged deployment, and what metadata says of them.
+struct LiveBuilt {
+    root: crate::live::LiveRoot,
+    url: String,
+    volume_id: Option<String>,
+}
+
+/// The live root (squashfs, kernel, initramfs), then the PXE-to-Live directory and the live ISO.
+/// The staged deployment is left as it was.
+fn write_live_artifacts(
+    job: &ImageJob,
+    req: &BuildRequest,
+    deployed: &Deployed,
+    dirs: &WorkDirs,
+    log: &mut BuildLog,
+    staged: &mut Vec<Staged>,
+) -> Result<LiveBuilt> {
+    let work = dirs.root.join("live");
+    std::fs::create_dir(&work).with_context(|| format!("creating {}", work.display()))?;
+    let origin = req.layout.error_at("/", String::new()).to_string();
+    let root = crate::live::stage_live_root(
+        &crate::live::LiveRequest {
+            deployed,
+            root_size: req.layout.fixed_root_bytes(),
+            root_origin: origin.trim_end_matches([':', ' ']).to_string(),
+            rootfs_uuid: id_source(job).uuid("live-rootfs").to_string(),
+            network: req.formats.contains(&OutputFormat::PxeLive),
+            work: &work,
+            log_dir: &dirs.logs,
+            source_date_epoch: job.source_date_epoch,
+        },
+        log,
+    )?;
+    let url = job
+        .live
+        .url
+        .clone()
+        .unwrap_or_else(|| crate::live::pxe::URL_PLACEHOLDER.to_string());
+    let mut built = LiveBuilt {
+        root,
+        url,
+        volume_id: None,
+    };
+    if req.formats.contains(&OutputFormat::PxeLive) {
+        staged.push(write_pxe_output(job, &built, &work, &dirs.out, log)?);
+    }
+    if req.formats.contains(&OutputFormat::LiveIso) {
+        let volid = req.volume_id.clone();
+        staged.push(write_live_iso(
+            job,
+            &built.root,
+            &volid,
+            &work,
+            &dirs.out,
+            log,
+        )?);
+        built.volume_id = Some(volid);
+    }
+    Ok(built)
+}
+
+fn pxe_dir_name(job: &ImageJob) -> String {
+    job.live
+        .pxe_dir
+        .clone()
+        .unwrap_or_else(|| format!("{}.{}", job.name, OutputFormat::PxeLive.extension()))
+}
+
+/// The PXE-to-Live directory, staged in `out`, with its own `SHA256SUMS`.
+fn write_pxe_output(
+    job: &ImageJob,
+    live: &LiveBuilt,
+    work: &Path,
+    out: &Path,
+    log: &mut BuildLog,
+) -> Result<Staged> {
+    set_stage("writing the PXE-to-Live directory");
+    let name = pxe_dir_name(job);
+    log.step(format!(
+        "writing {name}/ (kernel, initramfs, squashfs, cpio, PXE_CONFIG, pxelinux, GRUB and iPXE configs)"
+    ));
+    let dir = tempfile::Builder::new()
+        .prefix(".imagebuilder-tmp-")
+        .suffix(".pxe")
+        .tempdir_in(out)
+        .with_context(|| format!("creating a temporary directory in {}", out.display()))?;
+    let title = if live.root.title.is_empty() {
+        job.name.clone()
+    } else {
+        live.root.title.clone()
+    };
+    crate::live::pxe::write_pxe_dir(
+        &live.root,
+        dir.path(),
+        &crate::live::pxe::PxeOptions {
+            url: &live.url,
+            timeout: job.disk.bootloader.timeout.unwrap_or(5),
+            title: &title,
+            work,
+            mtime: build_time(job).max(0) as u64,
+        },
+    )?;
+    let mut sums = Vec::new();
+    for (rel, path) in crate::build::publish::dir_files(dir.path())? {
+        sums.push((crate::build::publish::sha256_file(&path)?, rel));
+    }
+    std::fs::write(
+        dir.path().join("SHA256SUMS"),
+        crate::build::publish::sums_text(&sums),
+    )
+    .context("writing the PXE directory's SHA256SUMS")?;
+    if let Some(epoch) = job.source_date_epoch {
+        crate::fs::clamp_mtimes(dir.path(), epoch)?;
+    }
+    Ok(Staged {
+        format: Some(OutputFormat::PxeLive),
+        final_path: job.outdir.join(name),
+        tmp: crate::build::publish::StagedData::Dir(dir),
+    })
+}
+
+/// The live ISO's kernel command line.
+fn iso_cmdline(live: &crate::live::LiveRoot, volume_id: &str) -> String {
+    live.cmdline(&format!("live:CDLABEL={volume_id}"), &["rd.live.image"])
+}
+
+/// The hybrid live ISO: the same kernel, initramfs and squashfs, with GRUB for BIOS and UEFI.
+fn write_live_iso(
+    job: &ImageJob,
+    live: &crate::live::LiveRoot,
+    volume_id: &str,
+    work: &Path,
+    out: &Path,
+    log: &mut BuildLog,
+) -> Result<Staged> {
+    use crate::live::pxe::link_or_copy;
+    set_stage("writing the live ISO");
+    log.step(format!("writing the live ISO (volume id {volume_id})"));
+    let tree = work.join("iso");
+    for d in ["LiveOS", "images/pxeboot"] {
+        std::fs::create_dir_all(tree.join(d))
+            .with_context(|| format!("creating {d} in the ISO tree"))?;
+    }
+    // dmsquash-live's default image path on live media.
+    link_or_copy(&live.squashfs, &tree.join("LiveOS/squashfs.img"))?;
+    link_or_copy(&live.kernel, &tree.join("images/pxeboot/vmlinuz"))?;
+    link_or_copy(&live.initramfs, &tree.join("images/pxeboot/initrd.img"))?;
+    let title = if live.title.is_empty() {
+        job.name.clone()
+    } else {
+        live.title.clone()
+    };
+    let menu = [crate::iso::MenuEntry {
+        title,
+        kernel: "/images/pxeboot/vmlinuz".into(),
+        initrd: vec!["/images/pxeboot/initrd.img".into()],
+        cmdline: iso_cmdline(live, volume_id),
+    }];
+    let (_, tmp) = temp_in(out, ".iso")?;
+    let bar = crate::progress::spinner("writing the live ISO (xorriso)");
+    let written = crate::iso::write_iso(
+        &crate::iso::IsoSpec {
+            volume_id,
+            tree: &tree,
+            menu: &menu,
+            timeout: job.disk.bootloader.timeout.unwrap_or(3),
+            work,
+            source_date_epoch: job.source_date_epoch,
+        },
+        &tmp,
+    );
+    bar.finish_and_clear();
+    written?;
+    Ok(Staged {
+        format: Some(OutputFormat::LiveIso),
+        final_path: output_path(job, OutputFormat::LiveIso),
+        tmp: tmp.into(),
+    })
+}
+
 /// What is known about a build before any work: the checked layout, kernel arguments, source and
 /// outputs. Bad input fails here.
 struct BuildRequest {
@@ -396,6 +652,8 @@ struct BuildRequest {
     source: DeploySource,
     /// Sorted, without duplicates.
     formats: Vec<OutputFormat>,
+    /// The live ISO's volume id.
+    volume_id: String,
 }
 
 impl BuildRequest {
@@ -412,11 +670,28 @@ impl BuildRequest {
         let mut formats = job.formats.clone();
         formats.sort();
         formats.dedup();
+        let volume_id = match &job.live.volume_id {
+            Some(v) => {
+                crate::iso::check_volume_id(v).context("--volid")?;
+                v.clone()
+            }
+            None => crate::iso::volume_id_from(&job.name),
+        };
+        if let Some(d) = &job.live.pxe_dir {
+            validate_name("the PXE directory name", d)?;
+        }
+        if let Some(u) = &job.live.url {
+            ensure!(
+                !u.is_empty() && !u.chars().any(char::is_whitespace),
+                "--live-url {u:?}: a URL without spaces is needed (it goes into kernel command lines)"
+            );
+        }
         Ok(BuildRequest {
             layout,
             kargs,
             source,
             formats,
+            volume_id,
         })
     }
 
@@ -425,7 +700,10 @@ impl BuildRequest {
         let mut names: Vec<String> = self
             .formats
             .iter()
-            .map(|f| format!("{}.{}", job.name, f.extension()))
+            .map(|f| match f {
+                OutputFormat::PxeLive => pxe_dir_name(job),
+                _ => format!("{}.{}", job.name, f.extension()),
+            })
             .collect();
         names.extend(["metadata.json".to_string(), "SHA256SUMS".to_string()]);
         names
@@ -441,6 +719,14 @@ impl BuildRequest {
         }
         if let Some(f) = filesystems.iter().find(|f| f.kind == FsKind::Xfs) {
             crate::fs::xfs::ensure_available(&f.mountpoint)?;
+        }
+        if self.formats.iter().any(|f| !f.is_disk()) {
+            crate::util::cmd::require_program("mksquashfs")?;
+        }
+        if self.formats.contains(&OutputFormat::LiveIso) {
+            for p in ["xorriso", "mkfs.fat", "mmd", "mcopy"] {
+                crate::util::cmd::require_program(p)?;
+            }
         }
         Ok(())
     }
@@ -866,6 +1152,8 @@ fn write_outputs(
     for fmt in formats {
         let tmp = match fmt {
             OutputFormat::Raw | OutputFormat::Qcow2 => continue,
+            // Written by the live writers from the deployment, not from the disk.
+            OutputFormat::PxeLive | OutputFormat::LiveIso => continue,
             OutputFormat::RawXz => write_raw_xz(&raw, out, log)?,
             OutputFormat::VagrantLibvirt => {
                 let qcow2 = qcow2.as_ref().context("qcow2 for the libvirt box")?;
@@ -876,7 +1164,7 @@ fn write_outputs(
         staged.push(Staged {
             format: Some(*fmt),
             final_path: output_path(job, *fmt),
-            tmp,
+            tmp: tmp.into(),
         });
     }
     if formats.contains(&OutputFormat::Qcow2) {
@@ -891,7 +1179,7 @@ fn write_outputs(
             Staged {
                 format: Some(OutputFormat::Qcow2),
                 final_path,
-                tmp,
+                tmp: tmp.into(),
             },
         );
     }
@@ -903,7 +1191,7 @@ fn write_outputs(
             Staged {
                 format: Some(OutputFormat::Raw),
                 final_path,
-                tmp: raw,
+                tmp: raw.into(),
             },
         );
     }
@@ -1001,10 +1289,29 @@ fn metadata_json(
     job: &ImageJob,
     req: &BuildRequest,
     deployed: &Deployed,
-    plan: &DiskPlan,
+    plan: Option<&DiskPlan>,
+    live: Option<&LiveBuilt>,
     outputs: &[OutputInfo],
 ) -> Result<Vec<u8>> {
     let source = &req.source;
+    let live = live.map(|l| {
+        let mut args = BTreeMap::new();
+        if req.formats.contains(&OutputFormat::PxeLive) {
+            args.insert("pxe-http", crate::live::pxe::net_cmdline(&l.root, &l.url));
+            args.insert("pxe-cpio", crate::live::pxe::cpio_cmdline(&l.root));
+        }
+        if let Some(v) = &l.volume_id {
+            args.insert("live-iso", iso_cmdline(&l.root, v));
+        }
+        LiveInfo {
+            kernel_version: &l.root.kernel_version,
+            initramfs_rebuilt: l.root.initramfs_rebuilt,
+            dracut_modules: &l.root.dracut_modules,
+            rootfs_bytes: l.root.rootfs_bytes,
+            volume_id: l.volume_id.as_deref(),
+            kernel_arguments: args,
+        }
+    });
     let m = Metadata {
         tool: Tool {
             name: "imagebuilder",
@@ -1030,6 +1337,7 @@ fn metadata_json(
         source_date_epoch: job.source_date_epoch,
         disk: plan,
         kernel_arguments: &req.kargs,
+        live,
         outputs,
     };
     let mut v = serde_json::to_vec_pretty(&m)?;
@@ -1200,7 +1508,7 @@ mod tests {
             .unwrap();
         assert!(cmp.contains("Images are identical"), "{cmp}");
 
-        let plan = &ra.plan;
+        let plan = ra.plan.as_ref().unwrap();
         for (f, offset, size) in plan.filesystems() {
             let part = d.path().join("part");
             crate::fs::extract_range(&raw, offset, size, &part).unwrap();
@@ -1365,7 +1673,7 @@ mod tests {
             std::fs::read_to_string(b.join("SHA256SUMS")).unwrap(),
             "two LVM builds with SOURCE_DATE_EPOCH differ"
         );
-        let vg = &ra.plan.volume_groups[0];
+        let vg = &ra.plan.as_ref().unwrap().volume_groups[0];
         assert_eq!(vg.extent_size, MIB);
         assert!(vg.free_extents >= 8, "{vg:?}");
         let raw = a.join("disk.raw");

@@ -37,6 +37,13 @@ pub enum OutputFormat {
     /// (`NAME.vagrant-virtualbox.box`).
     #[serde(rename = "vagrant-virtualbox")]
     VagrantVirtualbox,
+    /// PXE-to-Live: a directory (`NAME.pxe/`) with the kernel, an initramfs that fetches the live
+    /// root, `live-rootfs.squashfs.img`, `PXE_CONFIG` and ready-to-serve boot configs.
+    #[serde(rename = "pxe-live")]
+    PxeLive,
+    /// Hybrid live ISO, BIOS and UEFI, CD-ROM and disk (`NAME.iso`).
+    #[serde(rename = "live-iso")]
+    LiveIso,
 }
 
 impl OutputFormat {
@@ -47,6 +54,8 @@ impl OutputFormat {
             "qcow2" => Self::Qcow2,
             "vagrant-libvirt" => Self::VagrantLibvirt,
             "vagrant-virtualbox" => Self::VagrantVirtualbox,
+            "pxe-live" | "pxe-to-live" => Self::PxeLive,
+            "live-iso" => Self::LiveIso,
             _ => return None,
         })
     }
@@ -58,11 +67,19 @@ impl OutputFormat {
             Self::Qcow2 => "qcow2",
             Self::VagrantLibvirt => "vagrant-libvirt.box",
             Self::VagrantVirtualbox => "vagrant-virtualbox.box",
+            Self::PxeLive => "pxe",
+            Self::LiveIso => "iso",
         }
     }
 
+    /// A disk image (or a conversion of one), as opposed to a live image.
+    pub fn is_disk(self) -> bool {
+        !matches!(self, Self::PxeLive | Self::LiveIso)
+    }
+
     /// The names [`OutputFormat::parse`] accepts (for error messages).
-    pub const NAMES: &'static str = "raw, raw.xz, qcow2, vagrant-libvirt, vagrant-virtualbox";
+    pub const NAMES: &'static str =
+        "raw, raw.xz, qcow2, vagrant-libvirt, vagrant-virtualbox, pxe-live, live-iso";
 }
 
 /// The build log (`NAME.log`, written in the build's own log directory and moved to `OUTDIR/logs/`
@@ -128,7 +145,20 @@ impl BuildLog {
 pub struct Staged {
     pub format: Option<OutputFormat>,
     pub final_path: PathBuf,
-    pub tmp: TempPath,
+    pub tmp: StagedData,
+}
+
+/// What a staged output is: one file, or a directory of files published as a whole.
+#[derive(Debug)]
+pub enum StagedData {
+    File(TempPath),
+    Dir(tempfile::TempDir),
+}
+
+impl From<TempPath> for StagedData {
+    fn from(p: TempPath) -> StagedData {
+        StagedData::File(p)
+    }
 }
 
 /// One entry of the metadata's output list.
@@ -238,7 +268,9 @@ pub fn xz(raw: &Path, outdir: &Path) -> Result<(File, TempPath)> {
     Ok((out, tmp))
 }
 
-/// Renames the staged files into place (in order), then writes `metadata.json` and `SHA256SUMS`.
+/// Renames the staged outputs into place (in order), then writes `metadata.json` and `SHA256SUMS`.
+/// A directory output is listed file by file (`NAME.pxe/FILE`), so `sha256sum -c` in OUTDIR checks
+/// everything.
 pub fn commit(
     outdir: &Path,
     staged: Vec<Staged>,
@@ -246,39 +278,32 @@ pub fn commit(
 ) -> Result<Vec<OutputInfo>> {
     let mut infos = Vec::new();
     for s in &staged {
-        let size = std::fs::metadata(&s.tmp)?.len();
-        let sha = sha256_file(&s.tmp)?;
-        File::open(&s.tmp)?.sync_all().ok();
-        infos.push(OutputInfo {
-            file: s
-                .final_path
-                .file_name()
-                .unwrap_or_default()
-                .to_string_lossy()
-                .into_owned(),
-            format: s.format,
-            size,
-            sha256: sha,
-        });
+        let name = s
+            .final_path
+            .file_name()
+            .unwrap_or_default()
+            .to_string_lossy()
+            .into_owned();
+        match &s.tmp {
+            StagedData::File(tmp) => infos.push(file_info(tmp, name, s.format)?),
+            StagedData::Dir(dir) => {
+                for (rel, path) in dir_files(dir.path())? {
+                    infos.push(file_info(&path, format!("{name}/{rel}"), s.format)?);
+                }
+            }
+        }
     }
     for s in staged {
-        let final_path = s.final_path.clone();
-        // Temporary files are created 0600; finished images are ordinary readable files.
-        std::fs::set_permissions(&s.tmp, std::os::unix::fs::PermissionsExt::from_mode(0o644))
-            .with_context(|| format!("setting the mode of {}", final_path.display()))?;
-        s.tmp
-            .persist(&final_path)
-            .map_err(|e| e.error)
-            .with_context(|| format!("renaming the finished output to {}", final_path.display()))?;
+        publish_one(s)?;
     }
     let meta = metadata(&infos)?;
     crate::util::fsutil::write_atomic(&outdir.join("metadata.json"), &meta)?;
-    let mut sums = String::new();
-    for i in &infos {
-        sums.push_str(&format!("{}  {}\n", i.sha256, i.file));
-    }
-    sums.push_str(&format!("{}  metadata.json\n", hex(&Sha256::digest(&meta))));
-    crate::util::fsutil::write_atomic(&outdir.join("SHA256SUMS"), sums.as_bytes())?;
+    let mut sums: Vec<(String, String)> = infos
+        .iter()
+        .map(|i| (i.sha256.clone(), i.file.clone()))
+        .collect();
+    sums.push((hex(&Sha256::digest(&meta)), "metadata.json".into()));
+    crate::util::fsutil::write_atomic(&outdir.join("SHA256SUMS"), sums_text(&sums).as_bytes())?;
     for f in ["metadata.json", "SHA256SUMS"] {
         std::fs::set_permissions(
             outdir.join(f),
@@ -286,6 +311,98 @@ pub fn commit(
         )?;
     }
     Ok(infos)
+}
+
+/// `SHA256SUMS` text (`sha256sum` format) for `(sha256, name)` pairs.
+pub fn sums_text(entries: &[(String, String)]) -> String {
+    entries
+        .iter()
+        .map(|(sha, name)| format!("{sha}  {name}\n"))
+        .collect()
+}
+
+fn file_info(path: &Path, file: String, format: Option<OutputFormat>) -> Result<OutputInfo> {
+    let size = std::fs::metadata(path)
+        .with_context(|| format!("reading {}", path.display()))?
+        .len();
+    let sha256 = sha256_file(path)?;
+    File::open(path)?.sync_all().ok();
+    Ok(OutputInfo {
+        file,
+        format,
+        size,
+        sha256,
+    })
+}
+
+/// Every file under `dir`, sorted by relative path.
+pub fn dir_files(dir: &Path) -> Result<Vec<(String, PathBuf)>> {
+    let mut out = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for e in std::fs::read_dir(&d).with_context(|| format!("reading {}", d.display()))? {
+            let e = e?;
+            let p = e.path();
+            if e.file_type()?.is_dir() {
+                stack.push(p);
+            } else {
+                let rel = p
+                    .strip_prefix(dir)
+                    .unwrap_or(&p)
+                    .to_string_lossy()
+                    .into_owned();
+                out.push((rel, p));
+            }
+        }
+    }
+    out.sort();
+    Ok(out)
+}
+
+/// Renames one staged output into place; a directory replaces an existing one as a whole.
+fn publish_one(s: Staged) -> Result<()> {
+    use std::os::unix::fs::PermissionsExt;
+    let final_path = s.final_path;
+    match s.tmp {
+        StagedData::File(tmp) => {
+            // Temporary files are created 0600; finished images are ordinary readable files.
+            std::fs::set_permissions(&tmp, PermissionsExt::from_mode(0o644))
+                .with_context(|| format!("setting the mode of {}", final_path.display()))?;
+            tmp.persist(&final_path)
+                .map_err(|e| e.error)
+                .with_context(|| {
+                    format!("renaming the finished output to {}", final_path.display())
+                })?;
+        }
+        StagedData::Dir(dir) => {
+            // Published like files: readable by everyone, directories searchable.
+            for (_, f) in dir_files(dir.path())? {
+                std::fs::set_permissions(&f, PermissionsExt::from_mode(0o644))
+                    .with_context(|| format!("setting the mode of {}", f.display()))?;
+            }
+            std::fs::set_permissions(dir.path(), PermissionsExt::from_mode(0o755))
+                .with_context(|| format!("setting the mode of {}", final_path.display()))?;
+            let parent = crate::util::fsutil::parent_dir(&final_path);
+            let old = parent.join(format!(
+                ".imagebuilder-old-{}",
+                final_path.file_name().unwrap_or_default().to_string_lossy()
+            ));
+            let replaced = final_path.exists();
+            if replaced {
+                std::fs::rename(&final_path, &old)
+                    .with_context(|| format!("moving the old {} aside", final_path.display()))?;
+            }
+            let staged = dir.keep();
+            std::fs::rename(&staged, &final_path).with_context(|| {
+                format!("renaming the finished output to {}", final_path.display())
+            })?;
+            if replaced {
+                crate::blockdev::mounts::remove_tree(&old)
+                    .with_context(|| format!("removing the old {}", old.display()))?;
+            }
+        }
+    }
+    Ok(())
 }
 
 /// `sha256sum -c SHA256SUMS` in `outdir` (used by tests and the CLI's self-check).
@@ -310,7 +427,7 @@ mod tests {
         let staged = vec![Staged {
             format: Some(OutputFormat::Raw),
             final_path: d.path().join("x.raw"),
-            tmp,
+            tmp: tmp.into(),
         }];
         let infos = commit(d.path(), staged, &|i| Ok(serde_json::to_vec(i)?)).unwrap();
         assert_eq!(infos[0].sha256, hex(&Sha256::digest(b"disk")));

@@ -1,4 +1,5 @@
-//! `imagebuilder image`: kickstart + OSTree commit → raw / qcow2 / raw.xz disk images.
+//! `imagebuilder image`: kickstart + OSTree commit → disk images (raw, raw.xz, qcow2, Vagrant boxes)
+//! and live images (PXE-to-Live, live ISO).
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -31,7 +32,8 @@ pub struct ImageArgs {
     #[arg(long = "ref", value_name = "REF")]
     reference: Option<String>,
     /// Output format; repeat for several: raw, raw.xz (alias raw-xz), qcow2 (alias kvm),
-    /// vagrant-libvirt, vagrant-virtualbox. All come from one deployment and one raw disk
+    /// vagrant-libvirt, vagrant-virtualbox, pxe-live (directory NAME.pxe/), live-iso. All come
+    /// from one deployment; the disk formats from one raw disk
     #[arg(short = 'i', long = "image-type", value_name = "FORMAT", required = true, value_parser = parse_format)]
     formats: Vec<OutputFormat>,
     /// Output directory
@@ -64,9 +66,33 @@ pub struct ImageArgs {
     /// Compress the qcow2 output (deflate clusters, like `qemu-img convert -c`)
     #[arg(long)]
     compress: bool,
+    #[command(flatten)]
+    live: LiveArgs,
     /// Print the build result as JSON on stdout
     #[arg(long)]
     json: bool,
+}
+
+/// Options of the live outputs, shared by `image` and `liveimage`.
+#[derive(Debug, Args)]
+pub struct LiveArgs {
+    /// Base URL the PXE configs fetch live-rootfs.squashfs.img from (default: the literal
+    /// `<URL>` placeholder, as livemedia-creator writes it)
+    #[arg(long, value_name = "URL")]
+    live_url: Option<String>,
+    /// Volume id of the live ISO (at most 32 characters; default: from the output name)
+    #[arg(long, value_name = "VOLID")]
+    volid: Option<String>,
+}
+
+impl LiveArgs {
+    pub fn options(self) -> imagebuilder::build::LiveOptions {
+        imagebuilder::build::LiveOptions {
+            url: self.live_url.map(|u| u.trim_end_matches('/').to_string()),
+            volume_id: self.volid,
+            pxe_dir: None,
+        }
+    }
 }
 
 fn parse_format(s: &str) -> Result<OutputFormat, String> {
@@ -130,6 +156,7 @@ pub fn run(a: ImageArgs) -> Result<ExitCode> {
         size: a.size,
         source_date_epoch: source_date_epoch_from_env()?,
         syntax: Some(a.syntax),
+        live: a.live.options(),
     };
     let result = build_from_kickstart_file(&a.kickstart, opts)?;
     if a.json {

@@ -85,6 +85,9 @@ pub struct PostOptions {
     pub space_limit: u64,
     /// Where `post-N.log` files go (the build's `OUTDIR/logs`).
     pub log_dir: PathBuf,
+    /// Host directories bound read-write into the sandbox (host path, path in the sandbox under
+    /// `/tmp`), for programs the builder runs in the tree that write a result (dracut).
+    pub binds: Vec<(PathBuf, String)>,
 }
 
 impl PostOptions {
@@ -94,6 +97,7 @@ impl PostOptions {
             network: false,
             space_limit,
             log_dir: log_dir.into(),
+            binds: Vec::new(),
         }
     }
 }
@@ -218,6 +222,9 @@ fn sandbox(
         c.args(["--tmpfs", "/run"]);
     }
     c.args(["--size", &limit, "--tmpfs", "/tmp"]);
+    for (host, inside) in &opts.binds {
+        c.arg("--bind").arg(host).arg(inside);
+    }
     c.arg("--ro-bind").arg(script_file).arg("/tmp/ks-script");
     c.args([
         "--clearenv",
