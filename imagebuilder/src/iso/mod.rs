@@ -143,6 +143,10 @@ pub fn write_iso(spec: &IsoSpec<'_>, out: &Path) -> Result<()> {
         },
         &efi,
     )?;
+    // Times first: the FAT image takes the EFI binary's.
+    if let Some(epoch) = spec.source_date_epoch {
+        crate::fs::clamp_mtimes(tree, epoch)?;
+    }
     write_efi_image(&efi, &tree.join(EFIBOOT), spec)?;
     if let Some(epoch) = spec.source_date_epoch {
         crate::fs::clamp_mtimes(tree, epoch)?;

@@ -174,7 +174,9 @@ pub fn stage_live_root(
     let rootfs_bytes = with_live_fstab(&d.deployment, || write_rootfs(r, &rootfs, log))?;
     let squashfs = r.work.join(SQUASHFS_NAME);
     crate::util::cleanup::set_stage("writing the live squashfs");
-    log.step(format!("writing {SQUASHFS_NAME} (mksquashfs, zstd)"));
+    log.step(format!(
+        "writing {SQUASHFS_NAME} (mksquashfs, zstd level 3)"
+    ));
     let bar = crate::progress::spinner("writing the live squashfs");
     let made = mksquashfs(&r.work.join("squash"), &squashfs, r.source_date_epoch);
     bar.finish_and_clear();
@@ -330,15 +332,18 @@ fn write_rootfs(
 fn mksquashfs(dir: &Path, out: &Path, epoch: Option<i64>) -> Result<()> {
     crate::util::cmd::require_program("mksquashfs")?;
     let mut c = Command::new("mksquashfs");
-    c.arg(dir).arg(out).args([
-        "-comp",
-        "zstd",
-        "-noappend",
-        "-no-progress",
-        "-quiet",
-        "-all-root",
-        "-no-xattrs",
-    ]);
+    // zstd level 3: measured 30x faster than mksquashfs's default level 15 on the demo root,
+    // for an image 11 % larger (3 s against 96 s; 208 against 188 MB).
+    c.arg(dir)
+        .arg(out)
+        .args(["-comp", "zstd", "-Xcompression-level", "3"])
+        .args([
+            "-noappend",
+            "-no-progress",
+            "-quiet",
+            "-all-root",
+            "-no-xattrs",
+        ]);
     // mksquashfs refuses SOURCE_DATE_EPOCH together with the options that say the same.
     c.env_remove("SOURCE_DATE_EPOCH");
     if let Some(e) = epoch {
