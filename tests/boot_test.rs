@@ -3,15 +3,25 @@
 //! `imagebuilder::deployment::sysconfig` (so busybox's `login` checks our SHA-512 crypt), on a GRUB hybrid disk
 //! image from `grub-mkrescue` that boots from the virtio disk with SeaBIOS and with OVMF.
 //!
+//! The CD-ROM and netboot tests boot the same kernel with a smaller initramfs that prints its
+//! command line: from an El Torito ISO (GRUB for BIOS, the `grub-mkrescue` image for UEFI), and
+//! over QEMU's user network with pxelinux (BIOS), GRUB's EFI netboot image (UEFI) and an iPXE
+//! script that fetches the kernel from the runner's HTTP server.
+//!
 //! Each boot takes 20–40 s under TCG on two cores.
 
 use std::fs;
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::os::unix::fs::{MetadataExt, PermissionsExt, symlink};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
-use imagebuilder::boot_test::{BootSpec, DirectBoot, Login, run};
+use imagebuilder::boot_test::{
+    BootReport, BootSpec, DirectBoot, HttpServer, Login, Netboot, build_netboot_root, run,
+};
 use imagebuilder::deployment::post::{self, PostOptions};
 use imagebuilder::deployment::sysconfig::{self, ApplyOptions, Target};
 use imagebuilder::util::cmd::CommandExt;
@@ -341,4 +351,664 @@ fn cli_errors_for_missing_image() {
     assert_eq!(out.status.code(), Some(1));
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("/nonexistent/disk.qcow2"), "{err}");
+}
+
+#[test]
+fn cli_errors_name_the_missing_iso_netboot_dir_and_boot_file() {
+    let d = tempfile::tempdir().unwrap();
+    let cli = |args: &[&std::ffi::OsStr]| {
+        let out = Command::new(env!("CARGO_BIN_EXE_imagebuilder"))
+            .arg("boot-test")
+            .args(args)
+            .output()
+            .unwrap();
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    };
+    let (code, err) = cli(&[]);
+    assert_eq!(code, Some(1), "{err}");
+    assert!(
+        err.contains("nothing to boot") && err.contains("--netboot DIR"),
+        "{err}"
+    );
+    let iso = d.path().join("absent.iso");
+    let (code, err) = cli(&["--cdrom".as_ref(), iso.as_ref()]);
+    assert_eq!(code, Some(1), "{err}");
+    assert!(
+        err.contains("CD-ROM image") && err.contains("absent.iso"),
+        "{err}"
+    );
+    let dir = d.path().join("absent-dir");
+    let (code, err) = cli(&["--netboot".as_ref(), dir.as_ref()]);
+    assert_eq!(code, Some(1), "{err}");
+    assert!(
+        err.contains("netboot directory") && err.contains("absent-dir"),
+        "{err}"
+    );
+    let (code, err) = cli(&["--netboot".as_ref(), d.path().as_ref()]);
+    assert_eq!(code, Some(1), "{err}");
+    assert!(err.contains("has no pxelinux.0; give --bootfile"), "{err}");
+    let (_, err) = cli(&["--uefi".as_ref(), "--netboot".as_ref(), d.path().as_ref()]);
+    assert!(err.contains("has no grubx64.efi"), "{err}");
+    let (_, err) = cli(&[
+        "--netboot".as_ref(),
+        d.path().as_ref(),
+        "--bootfile".as_ref(),
+        "boot.ipxe".as_ref(),
+    ]);
+    assert!(err.contains("has no boot.ipxe"), "{err}");
+    let (code, err) = cli(&[
+        "--netboot".as_ref(),
+        d.path().as_ref(),
+        "--cdrom".as_ref(),
+        iso.as_ref(),
+    ]);
+    assert_eq!(code, Some(1), "{err}");
+    assert!(err.contains("not both"), "{err}");
+    // Usage errors: a boot file without a netboot directory, a writable disk without a disk.
+    let (code, _) = cli(&[
+        "--cdrom".as_ref(),
+        iso.as_ref(),
+        "--bootfile".as_ref(),
+        "x".as_ref(),
+    ]);
+    assert_eq!(code, Some(2));
+    let (code, _) = cli(&["--cdrom".as_ref(), iso.as_ref(), "--writable-disk".as_ref()]);
+    assert_eq!(code, Some(2));
+    // Nothing was left behind in the directory given.
+    assert_eq!(fs::read_dir(d.path()).unwrap().count(), 0);
+}
+
+/// One HTTP exchange on a new connection: status, headers (names lower-cased), body.
+fn http(addr: SocketAddr, request: &str) -> (u16, Vec<(String, String)>, Vec<u8>) {
+    let mut c = TcpStream::connect(addr).unwrap();
+    c.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    c.write_all(request.as_bytes()).unwrap();
+    let mut raw = Vec::new();
+    c.read_to_end(&mut raw).unwrap();
+    let end = raw
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .expect("a response head");
+    let head = String::from_utf8(raw[..end].to_vec()).unwrap();
+    let mut lines = head.split("\r\n");
+    let status = lines
+        .next()
+        .unwrap()
+        .split(' ')
+        .nth(1)
+        .unwrap()
+        .parse()
+        .unwrap();
+    let headers = lines
+        .map(|l| {
+            let (k, v) = l.split_once(':').unwrap();
+            (k.to_ascii_lowercase(), v.trim().to_string())
+        })
+        .collect();
+    (status, headers, raw[end + 4..].to_vec())
+}
+
+fn header<'a>(headers: &'a [(String, String)], name: &str) -> Option<&'a str> {
+    headers
+        .iter()
+        .find(|(k, _)| k == name)
+        .map(|(_, v)| v.as_str())
+}
+
+fn get(addr: SocketAddr, path: &str, extra: &str) -> (u16, Vec<(String, String)>, Vec<u8>) {
+    http(
+        addr,
+        &format!("GET {path} HTTP/1.1\r\nHost: t\r\n{extra}Connection: close\r\n\r\n"),
+    )
+}
+
+#[test]
+fn http_server_get_head_range_404_and_traversal() {
+    let d = tempfile::tempdir().unwrap();
+    let root = d.path().join("root");
+    fs::create_dir_all(root.join("live")).unwrap();
+    let data: Vec<u8> = (0..700_000u32).map(|i| (i * 7 % 251) as u8).collect();
+    fs::write(root.join("live/rootfs.img"), &data).unwrap();
+    fs::write(root.join("a b.txt"), b"spaced\n").unwrap();
+    fs::write(d.path().join("secret"), b"outside\n").unwrap();
+    symlink("../secret", root.join("out-link")).unwrap();
+    symlink("live/rootfs.img", root.join("in-link")).unwrap();
+    let server = HttpServer::start(&root).unwrap();
+    let addr = server.addr();
+    assert!(addr.ip().is_loopback());
+
+    let (status, h, body) = get(addr, "/live/rootfs.img", "");
+    assert_eq!(status, 200);
+    assert_eq!(header(&h, "content-length"), Some("700000"));
+    assert_eq!(header(&h, "accept-ranges"), Some("bytes"));
+    assert!(body == data, "the body is the file");
+    let (status, h, body) = http(
+        addr,
+        "HEAD /live/rootfs.img HTTP/1.1\r\nConnection: close\r\n\r\n",
+    );
+    assert_eq!((status, body.len()), (200, 0));
+    assert_eq!(header(&h, "content-length"), Some("700000"));
+    let (status, _, body) = get(addr, "/a%20b.txt?x=1", "");
+    assert_eq!((status, body.as_slice()), (200, &b"spaced\n"[..]));
+    let (status, _, body) = get(addr, "/in-link", "");
+    assert!(
+        status == 200 && body == data,
+        "a link inside the root is served"
+    );
+
+    let (status, h, body) = get(addr, "/live/rootfs.img", "Range: bytes=1000-1999\r\n");
+    assert_eq!(status, 206);
+    assert_eq!(header(&h, "content-range"), Some("bytes 1000-1999/700000"));
+    assert_eq!(header(&h, "content-length"), Some("1000"));
+    assert!(body == data[1000..2000]);
+    let (status, _, body) = get(addr, "/live/rootfs.img", "Range: bytes=-10\r\n");
+    assert!(status == 206 && body == data[data.len() - 10..]);
+    let (status, h, _) = get(addr, "/live/rootfs.img", "Range: bytes=700000-\r\n");
+    assert_eq!(status, 416);
+    assert_eq!(header(&h, "content-range"), Some("bytes */700000"));
+
+    assert_eq!(get(addr, "/missing", "").0, 404);
+    assert_eq!(get(addr, "/live", "").0, 404, "a directory is not served");
+    for bad in [
+        "/../secret",
+        "/live/../../secret",
+        "/%2e%2e/secret",
+        "/out-link",
+    ] {
+        let (status, _, body) = get(addr, bad, "");
+        assert_eq!(status, 403, "{bad}");
+        assert!(!String::from_utf8_lossy(&body).contains("outside"), "{bad}");
+    }
+    let (status, h, _) = http(
+        addr,
+        "POST /a HTTP/1.1\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
+    );
+    assert_eq!(status, 405);
+    assert_eq!(header(&h, "allow"), Some("GET, HEAD"));
+    assert_eq!(http(addr, "nonsense\r\n\r\n").0, 400);
+
+    let log = server.stop();
+    let summary: Vec<(&str, &str, u16, u64)> = log
+        .iter()
+        .map(|r| (r.method.as_str(), r.path.as_str(), r.status, r.bytes))
+        .collect();
+    assert_eq!(
+        &summary[..6],
+        [
+            ("GET", "/live/rootfs.img", 200, 700_000),
+            ("HEAD", "/live/rootfs.img", 200, 0),
+            ("GET", "/a b.txt", 200, 7),
+            ("GET", "/in-link", 200, 700_000),
+            ("GET", "/live/rootfs.img", 206, 1000),
+            ("GET", "/live/rootfs.img", 206, 10),
+        ]
+    );
+    assert!(
+        summary.contains(&("GET", "/out-link", 403, 0)),
+        "{summary:?}"
+    );
+    assert!(
+        summary.contains(&("GET", "/missing", 404, 0)),
+        "{summary:?}"
+    );
+    assert!(summary.contains(&("POST", "/a", 405, 0)), "{summary:?}");
+}
+
+#[test]
+fn http_server_keeps_connections_alive_and_hangs_up_on_stop() {
+    let d = tempfile::tempdir().unwrap();
+    fs::write(d.path().join("f"), b"0123456789").unwrap();
+    let server = HttpServer::start(d.path()).unwrap();
+    let addr = server.addr();
+    // Two requests on one connection, the second asking to close it.
+    let (status, h, body) = http(
+        addr,
+        "HEAD /f HTTP/1.1\r\nHost: t\r\n\r\nGET /f HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n",
+    );
+    assert_eq!(status, 200);
+    assert_eq!(header(&h, "content-length"), Some("10"));
+    let rest = String::from_utf8(body).unwrap();
+    assert!(
+        rest.starts_with("HTTP/1.1 200 OK\r\n") && rest.ends_with("\r\n\r\n0123456789"),
+        "{rest:?}"
+    );
+    // An idle client does not hold up stop(), and is hung up on.
+    let mut idle = TcpStream::connect(addr).unwrap();
+    idle.set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    idle.write_all(b"GET /f HTTP/1.1\r\n\r\n").unwrap();
+    let mut buf = [0u8; 4096];
+    assert!(idle.read(&mut buf).unwrap() > 0);
+    std::thread::sleep(Duration::from_millis(100));
+    let t0 = Instant::now();
+    let log = server.stop();
+    assert!(t0.elapsed() < Duration::from_secs(3), "{:?}", t0.elapsed());
+    assert_eq!(log.len(), 3);
+    let mut tail = Vec::new();
+    let _ = idle.read_to_end(&mut tail);
+    assert!(TcpStream::connect(addr).is_err(), "the port is closed");
+}
+
+#[test]
+fn netboot_root_replaces_url_in_small_text_files_and_links_the_rest() {
+    let d = tempfile::tempdir().unwrap();
+    let src = d.path().join("src");
+    fs::create_dir_all(src.join("pxelinux.cfg")).unwrap();
+    fs::create_dir_all(src.join("grub")).unwrap();
+    let cfg = "DEFAULT live\nLABEL live\n  APPEND root=live:<URL>/live.img inst.repo=<URL>\n";
+    fs::write(src.join("pxelinux.cfg/default"), cfg).unwrap();
+    fs::write(src.join("grub/grub.cfg"), "set timeout=1\n").unwrap();
+    let binary = b"\xff\xfe <URL> binary".to_vec();
+    fs::write(src.join("bin.dat"), &binary).unwrap();
+    let big = format!("{}<URL>\n", "#".repeat(1 << 20));
+    fs::write(src.join("big.cfg"), &big).unwrap();
+    fs::write(src.join("script.sh"), "#!/bin/sh\ncurl <URL>/x\n").unwrap();
+    fs::set_permissions(src.join("script.sh"), fs::Permissions::from_mode(0o750)).unwrap();
+    symlink("pxelinux.cfg/default", src.join("link-in")).unwrap();
+    fs::write(d.path().join("outside.txt"), "from outside <URL>\n").unwrap();
+    symlink("../outside.txt", src.join("link-out")).unwrap();
+    symlink("nowhere", src.join("dangling")).unwrap();
+    symlink("..", src.join("grub/loop")).unwrap();
+
+    let dest = d.path().join("dest");
+    let url = "http://10.0.2.2:12345";
+    let replaced = build_netboot_root(&src, &dest, url).unwrap();
+    assert_eq!(
+        replaced,
+        ["link-in", "link-out", "pxelinux.cfg/default", "script.sh"].map(PathBuf::from)
+    );
+    let want = cfg.replace("<URL>", url);
+    assert_eq!(
+        fs::read_to_string(dest.join("pxelinux.cfg/default")).unwrap(),
+        want
+    );
+    assert_eq!(fs::read_to_string(dest.join("link-in")).unwrap(), want);
+    assert_eq!(
+        fs::read_to_string(dest.join("link-out")).unwrap(),
+        "from outside http://10.0.2.2:12345\n"
+    );
+    let mode = fs::metadata(dest.join("script.sh"))
+        .unwrap()
+        .permissions()
+        .mode();
+    assert_eq!(mode & 0o777, 0o750);
+    // Unchanged files are hard links; binary and large files are never rewritten.
+    for f in ["grub/grub.cfg", "bin.dat", "big.cfg"] {
+        assert_eq!(
+            fs::metadata(src.join(f)).unwrap().ino(),
+            fs::metadata(dest.join(f)).unwrap().ino(),
+            "{f}"
+        );
+    }
+    assert_eq!(fs::read(dest.join("bin.dat")).unwrap(), binary);
+    // Only regular files and directories; the dangling link and the loop are skipped.
+    assert!(
+        fs::symlink_metadata(dest.join("link-in"))
+            .unwrap()
+            .is_file()
+    );
+    assert!(!dest.join("dangling").exists() && !dest.join("grub/loop").exists());
+    // The source is untouched.
+    assert_eq!(
+        fs::read_to_string(src.join("pxelinux.cfg/default")).unwrap(),
+        cfg
+    );
+
+    // The HTTP server serves the built root.
+    let server = HttpServer::start(&dest).unwrap();
+    let (status, _, body) = get(server.addr(), "/pxelinux.cfg/default", "");
+    assert_eq!((status, String::from_utf8(body).unwrap()), (200, want));
+
+    let e = build_netboot_root(&d.path().join("absent"), &d.path().join("d2"), url).unwrap_err();
+    assert!(format!("{e:#}").contains("absent"), "{e:#}");
+}
+
+/// The kernel plus a busybox initramfs whose init prints its command line and a marker, for the
+/// CD-ROM and netboot tests.
+struct NetFixture {
+    _dir: tempfile::TempDir,
+    kernel: PathBuf,
+    initrd: PathBuf,
+}
+
+const NET_MARKER: &str = "NETBOOT-MARKER-42";
+
+fn net_fixture() -> &'static NetFixture {
+    static F: OnceLock<NetFixture> = OnceLock::new();
+    F.get_or_init(|| {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path().join("root");
+        for d in ["bin", "proc", "dev"] {
+            fs::create_dir_all(root.join(d)).unwrap();
+        }
+        let busybox = imagebuilder::util::cmd::find_in_path("busybox")
+            .expect("busybox not found: install the Debian package busybox-static (scripts/install-deps.sh)");
+        fs::copy(&busybox, root.join("bin/busybox")).unwrap();
+        for a in ["sh", "mount", "cat", "echo", "sleep"] {
+            symlink("busybox", root.join("bin").join(a)).unwrap();
+        }
+        // The marker is computed, so the kernel's echo of a command line cannot match it.
+        fs::write(
+            root.join("init"),
+            "#!/bin/sh\nmount -t proc proc /proc\necho \"GUEST-CMDLINE: $(cat /proc/cmdline)\"\n\
+             echo \"NETBOOT-MARKER-$((40+2))\"\nwhile :; do sleep 60; done\n",
+        )
+        .unwrap();
+        fs::set_permissions(root.join("init"), fs::Permissions::from_mode(0o755)).unwrap();
+        let initrd = dir.path().join("initrd.img");
+        Command::new("sh")
+            .arg("-c")
+            .arg(format!(
+                "cd '{}' && find . | cpio -o -H newc --quiet > '{}'",
+                root.display(),
+                initrd.display()
+            ))
+            .run()
+            .unwrap();
+        let kernel = dir.path().join("vmlinuz");
+        fs::copy(self::kernel(), &kernel).unwrap();
+        NetFixture {
+            _dir: dir,
+            kernel,
+            initrd,
+        }
+    })
+}
+
+/// A netboot directory holding the fixture's kernel and initramfs (`vmlinuz`, `initrd.img`).
+fn netboot_dir(parent: &Path) -> PathBuf {
+    let f = net_fixture();
+    let dir = parent.join("netboot");
+    fs::create_dir_all(&dir).unwrap();
+    fs::copy(&f.kernel, dir.join("vmlinuz")).unwrap();
+    fs::copy(&f.initrd, dir.join("initrd.img")).unwrap();
+    dir
+}
+
+/// The command line the guest's init printed.
+fn guest_cmdline(report: &BootReport) -> String {
+    // Lossy: firmware and boot loaders draw their menus in other code pages.
+    let log = String::from_utf8_lossy(&fs::read(&report.serial_log).unwrap()).into_owned();
+    log.lines()
+        .find_map(|l| {
+            l.split_once("GUEST-CMDLINE: ")
+                .map(|(_, c)| c.trim().to_string())
+        })
+        .unwrap_or_else(|| panic!("the guest printed no command line:\n{log}"))
+}
+
+/// Only serial.log is left in the work dir and no QEMU mentions it.
+fn assert_clean_work_dir(dir: &Path) {
+    let left: Vec<_> = fs::read_dir(dir)
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name())
+        .collect();
+    assert_eq!(left, ["serial.log"]);
+    assert_no_process_mentions(dir);
+}
+
+/// Boots `spec` waiting for the netboot fixture's marker; returns the report and its run time.
+fn boot_net_fixture(mut spec: BootSpec, logs: &Path) -> BootReport {
+    spec.markers = vec![NET_MARKER.into()];
+    spec.timeout = Duration::from_secs(240);
+    spec.memory_mib = 1024;
+    spec.work_dir = Some(logs.to_path_buf());
+    let t0 = Instant::now();
+    let report = run(&spec).unwrap();
+    eprintln!("boot took {:.1} s", t0.elapsed().as_secs_f64());
+    report.ensure_success().unwrap();
+    report
+}
+
+#[test]
+#[ignore = "slow tier: boots QEMU"]
+fn bios_pxelinux_netboot_gets_the_url_substituted() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = netboot_dir(tmp.path());
+    fs::copy("/usr/lib/PXELINUX/pxelinux.0", dir.join("pxelinux.0")).unwrap();
+    fs::copy(
+        "/usr/lib/syslinux/modules/bios/ldlinux.c32",
+        dir.join("ldlinux.c32"),
+    )
+    .unwrap();
+    fs::create_dir(dir.join("pxelinux.cfg")).unwrap();
+    let cfg = "SERIAL 0 115200\nPROMPT 0\nDEFAULT netboot\nLABEL netboot\n  KERNEL vmlinuz\n  \
+               APPEND initrd=initrd.img console=ttyS0,115200 live.url=<URL>/live.squashfs\n";
+    fs::write(dir.join("pxelinux.cfg/default"), cfg).unwrap();
+    let logs = tempfile::tempdir().unwrap();
+    let spec = BootSpec {
+        netboot: Some(Netboot::new(&dir)),
+        ..BootSpec::default()
+    };
+    let report = boot_net_fixture(spec, logs.path());
+    let url = report.http_url.clone().unwrap();
+    assert!(url.starts_with("http://10.0.2.2:"), "{url}");
+    let cmdline = guest_cmdline(&report);
+    assert!(
+        cmdline.contains(&format!("live.url={url}/live.squashfs")),
+        "{cmdline}"
+    );
+    assert!(!cmdline.contains("<URL>"), "{cmdline}");
+    // pxelinux fetched everything over TFTP; the directory itself is untouched.
+    assert!(
+        report.http_requests.is_empty(),
+        "{:?}",
+        report.http_requests
+    );
+    assert_eq!(
+        fs::read_to_string(dir.join("pxelinux.cfg/default")).unwrap(),
+        cfg
+    );
+    assert_clean_work_dir(logs.path());
+}
+
+#[test]
+#[ignore = "slow tier: boots QEMU"]
+fn uefi_grub_netboot_gets_the_url_substituted() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = netboot_dir(tmp.path());
+    let embed = tmp.path().join("embed.cfg");
+    fs::write(
+        &embed,
+        "set prefix=(tftp)/grub\nconfigfile (tftp)/grub/grub.cfg\n",
+    )
+    .unwrap();
+    Command::new("grub-mkimage")
+        .args(["-O", "x86_64-efi", "-p", "(tftp)/grub", "-o"])
+        .arg(dir.join("grubx64.efi"))
+        .arg("-c")
+        .arg(&embed)
+        .args([
+            "normal",
+            "linux",
+            "configfile",
+            "echo",
+            "test",
+            "serial",
+            "terminal",
+            "efinet",
+            "net",
+            "tftp",
+            "http",
+            "boot",
+        ])
+        .run()
+        .unwrap();
+    fs::create_dir(dir.join("grub")).unwrap();
+    fs::write(
+        dir.join("grub/grub.cfg"),
+        "serial --unit=0 --speed=115200\nterminal_input serial console\nterminal_output serial console\n\
+         set timeout=1\nmenuentry netboot {\n  linux (tftp)/vmlinuz console=ttyS0,115200 live.url=<URL>/live.squashfs\n  \
+         initrd (tftp)/initrd.img\n}\n",
+    )
+    .unwrap();
+    let logs = tempfile::tempdir().unwrap();
+    let spec = BootSpec {
+        netboot: Some(Netboot::new(&dir)),
+        uefi: true,
+        ..BootSpec::default()
+    };
+    let report = boot_net_fixture(spec, logs.path());
+    let url = report.http_url.clone().unwrap();
+    let cmdline = guest_cmdline(&report);
+    assert!(
+        cmdline.contains(&format!("live.url={url}/live.squashfs")),
+        "{cmdline}"
+    );
+    assert!(cmdline.contains("BOOT_IMAGE=(tftp)/vmlinuz"), "{cmdline}");
+    assert_clean_work_dir(logs.path());
+}
+
+#[test]
+#[ignore = "slow tier: boots QEMU"]
+fn cli_ipxe_netboot_fetches_kernel_and_initrd_over_http() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = netboot_dir(tmp.path());
+    // QEMU's iPXE ROM runs the boot file as a script and fetches over HTTP what it names.
+    fs::write(
+        dir.join("boot.ipxe"),
+        "#!ipxe\nkernel <URL>/vmlinuz console=ttyS0,115200 fetched.from=<URL>\ninitrd <URL>/initrd.img\nboot\n",
+    )
+    .unwrap();
+    let logs = tempfile::tempdir().unwrap();
+    let t0 = Instant::now();
+    let out = Command::new(env!("CARGO_BIN_EXE_imagebuilder"))
+        .arg("boot-test")
+        .arg("--netboot")
+        .arg(&dir)
+        .args([
+            "--bootfile",
+            "boot.ipxe",
+            "--marker",
+            NET_MARKER,
+            "--timeout",
+            "240",
+        ])
+        .args(["--memory", "1024", "--json", "--log-dir"])
+        .arg(logs.path())
+        .output()
+        .unwrap();
+    eprintln!("boot took {:.1} s", t0.elapsed().as_secs_f64());
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v: serde_json::Value = serde_json::from_str(&stdout).unwrap();
+    let url = v["http_url"].as_str().unwrap();
+    let requests = v["http_requests"].as_array().unwrap();
+    for (path, file) in [("/vmlinuz", "vmlinuz"), ("/initrd.img", "initrd.img")] {
+        let size = fs::metadata(dir.join(file)).unwrap().len();
+        assert!(
+            requests.iter().any(|r| r["method"] == "GET"
+                && r["path"] == path
+                && r["status"] == 200
+                && r["bytes"] == size),
+            "{path} not fetched whole over HTTP: {requests:?}"
+        );
+    }
+    let cmdline = v["kernel_cmdline"].as_str().unwrap();
+    assert!(
+        cmdline.contains(&format!("fetched.from={url}")),
+        "{cmdline}"
+    );
+    assert_clean_work_dir(logs.path());
+}
+
+#[test]
+#[ignore = "slow tier: boots QEMU"]
+fn bios_cdrom_boots_before_a_writable_disk() {
+    let f = net_fixture();
+    let tmp = tempfile::tempdir().unwrap();
+    let iso_root = tmp.path().join("iso");
+    fs::create_dir_all(iso_root.join("boot/grub")).unwrap();
+    fs::copy(&f.kernel, iso_root.join("boot/vmlinuz")).unwrap();
+    fs::copy(&f.initrd, iso_root.join("boot/initrd.img")).unwrap();
+    Command::new("grub-mkimage")
+        .args(["-O", "i386-pc-eltorito", "-p", "/boot/grub", "-o"])
+        .arg(iso_root.join("boot/grub/eltorito.img"))
+        .args([
+            "biosdisk",
+            "iso9660",
+            "normal",
+            "linux",
+            "configfile",
+            "serial",
+            "terminal",
+            "echo",
+        ])
+        .run()
+        .unwrap();
+    fs::write(
+        iso_root.join("boot/grub/grub.cfg"),
+        "serial --unit=0 --speed=115200\nterminal_input serial console\nterminal_output serial console\n\
+         set timeout=0\nmenuentry cdrom {\n  linux /boot/vmlinuz console=ttyS0,115200 booted.from=cdrom\n  \
+         initrd /boot/initrd.img\n}\n",
+    )
+    .unwrap();
+    let iso = tmp.path().join("x.iso");
+    Command::new("xorriso")
+        .args([
+            "-as",
+            "mkisofs",
+            "-quiet",
+            "-R",
+            "-b",
+            "boot/grub/eltorito.img",
+        ])
+        .args([
+            "-no-emul-boot",
+            "-boot-load-size",
+            "4",
+            "-boot-info-table",
+            "-o",
+        ])
+        .arg(&iso)
+        .arg(&iso_root)
+        .run()
+        .unwrap();
+    // A bootable disk is attached too (writable, as for an installer): the CD boots first.
+    let disk = tmp.path().join("disk.raw");
+    fs::copy(&fixture().disk, &disk).unwrap();
+    let spec = BootSpec {
+        cdrom: Some(iso.clone()),
+        writable_disk: true,
+        ..BootSpec::new(&disk)
+    };
+    let logs = tempfile::tempdir().unwrap();
+    let report = boot_net_fixture(spec, logs.path());
+    let cmdline = guest_cmdline(&report);
+    assert!(cmdline.contains("booted.from=cdrom"), "{cmdline}");
+    assert_clean_work_dir(logs.path());
+}
+
+#[test]
+#[ignore = "slow tier: boots QEMU"]
+fn uefi_cdrom_boot_of_a_grub_mkrescue_iso() {
+    // The fixture's disk is a grub-mkrescue ISO with an EFI El Torito image.
+    let f = fixture();
+    let logs = tempfile::tempdir().unwrap();
+    let spec = BootSpec {
+        cdrom: Some(f.disk.clone()),
+        uefi: true,
+        markers: vec!["FIXTURE-MARKER-42".into()],
+        timeout: Duration::from_secs(240),
+        work_dir: Some(logs.path().to_path_buf()),
+        ..BootSpec::default()
+    };
+    let t0 = Instant::now();
+    let report = run(&spec).unwrap();
+    eprintln!("boot took {:.1} s", t0.elapsed().as_secs_f64());
+    report.ensure_success().unwrap();
+    let cmdline = report.kernel_cmdline.clone().unwrap();
+    assert!(
+        cmdline.contains("ostree=/ostree/boot.1/fixture/0"),
+        "{cmdline}"
+    );
+    assert_clean_work_dir(logs.path());
 }

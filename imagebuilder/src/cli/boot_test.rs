@@ -4,15 +4,30 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
 
-use anyhow::Result;
+use anyhow::{Result, bail};
 use clap::Args;
-use imagebuilder::boot_test::{BootSpec, Login, run};
+use imagebuilder::boot_test::{BootSpec, Login, Netboot, run};
 
-/// Boot an image in QEMU (TCG) and wait for a login prompt or the given markers on the serial console
+/// Boot a disk image, an ISO or a netboot directory in QEMU (TCG) and wait for a login prompt or
+/// the given markers on the serial console
 #[derive(Debug, Args)]
 pub struct BootTestArgs {
-    /// Disk image to boot (raw or qcow2; opened with snapshot=on, never modified)
-    image: PathBuf,
+    /// Disk image to boot (raw or qcow2; opened with snapshot=on, never modified, unless
+    /// --writable-disk)
+    image: Option<PathBuf>,
+    /// ISO image to attach as a CD-ROM and boot from (before IMAGE, if both are given)
+    #[arg(long, value_name = "ISO")]
+    cdrom: Option<PathBuf>,
+    /// Netboot from this directory: the TFTP root, also served over HTTP; `<URL>` in its text
+    /// files becomes the server's URL as the guest sees it (http://10.0.2.2:PORT)
+    #[arg(long, value_name = "DIR")]
+    netboot: Option<PathBuf>,
+    /// File in the netboot DIR the firmware boots (default: pxelinux.0, with --uefi grubx64.efi)
+    #[arg(long, value_name = "NAME", requires = "netboot")]
+    bootfile: Option<String>,
+    /// Open IMAGE writable (no snapshot), e.g. for an installer booted with --cdrom or --netboot
+    #[arg(long, requires = "image")]
+    writable_disk: bool,
     /// Boot with UEFI firmware (OVMF) instead of BIOS (SeaBIOS)
     #[arg(long)]
     uefi: bool,
@@ -40,7 +55,19 @@ pub struct BootTestArgs {
 }
 
 pub fn boot_test(a: BootTestArgs) -> Result<ExitCode> {
-    let mut spec = BootSpec::new(a.image);
+    if a.image.is_none() && a.cdrom.is_none() && a.netboot.is_none() {
+        bail!("nothing to boot: give a disk IMAGE, --cdrom ISO or --netboot DIR");
+    }
+    let mut spec = BootSpec {
+        image: a.image,
+        cdrom: a.cdrom,
+        writable_disk: a.writable_disk,
+        netboot: a.netboot.map(|dir| Netboot {
+            dir,
+            bootfile: a.bootfile,
+        }),
+        ..BootSpec::default()
+    };
     spec.uefi = a.uefi;
     spec.timeout = Duration::from_secs(a.timeout);
     spec.markers = a.markers;
@@ -67,6 +94,15 @@ pub fn boot_test(a: BootTestArgs) -> Result<ExitCode> {
         }
         if let Some(c) = &report.kernel_cmdline {
             println!("kernel command line: {c}");
+        }
+        if let Some(u) = &report.http_url {
+            println!("netboot HTTP server: {u}");
+        }
+        for r in &report.http_requests {
+            println!(
+                "HTTP {} {} -> {} ({} bytes)",
+                r.method, r.path, r.status, r.bytes
+            );
         }
         for c in report.commands.iter().skip(1) {
             println!(

@@ -1,17 +1,23 @@
 //! Boot an image in QEMU (TCG) and watch its serial console.
 //!
-//! [`run`] starts `qemu-system-x86_64 -accel tcg` with the image as a virtio disk opened with
-//! `snapshot=on` (the image file is never written), SeaBIOS or OVMF (a writable copy of
-//! `OVMF_VARS_4M.fd` per run), and the first serial port on a Unix socket that QEMU also logs to a
-//! file. It waits until every caller-given marker has appeared (or, without markers, a login
-//! prompt), optionally logs in and runs shell commands, and returns a [`BootReport`]: the serial log's
-//! path, seconds to each marker, the kernel command line, each command's output. QEMU is killed on
+//! [`run`] starts `qemu-system-x86_64 -accel tcg` (the default `pc` machine, BIOS and UEFI alike)
+//! with the image as a virtio disk opened with `snapshot=on` (the image file is never written
+//! unless [`BootSpec::writable_disk`]), an ISO as an IDE CD-ROM ([`BootSpec::cdrom`]) or a
+//! directory to netboot from ([`BootSpec::netboot`], see [`netboot`]), SeaBIOS or OVMF (a writable
+//! copy of `OVMF_VARS_4M.fd` per run), and the first serial port on a Unix socket that QEMU also
+//! logs to a file. It waits until every caller-given marker has appeared (or, without markers, a
+//! login prompt), optionally logs in and runs shell commands, and returns a [`BootReport`]: the
+//! serial log's path, seconds to each marker, the kernel command line, each command's output, what
+//! a netbooted guest fetched over HTTP. QEMU is killed (and the netboot HTTP server stopped) on
 //! timeout, on error and when the runner is dropped.
 //!
 //! Commands are framed by echoes of *computed* markers (`echo "IB-BEGIN-$((N+0))"; CMD; echo
 //! "IB-END-$((N+0)):$?"`), so neither can be matched in the echo of the typed command line (see
 //! native-disk.md §4), and a prompt printed around the line never ends up in the output.
 
+pub mod netboot;
+
+use std::ffi::OsString;
 use std::fs;
 use std::io::{ErrorKind, Read, Write};
 use std::os::unix::net::UnixStream;
@@ -23,6 +29,8 @@ use anyhow::{Context, Result, bail};
 use serde::Serialize;
 
 use crate::util::cmd::{CommandExt, require_program};
+
+pub use netboot::{HttpRequest, HttpServer, Netboot, URL_PLACEHOLDER, build_netboot_root};
 
 /// Where Debian's `ovmf` package puts the 4 MiB OVMF firmware.
 pub const OVMF_CODE: &str = "/usr/share/OVMF/OVMF_CODE_4M.fd";
@@ -51,10 +59,21 @@ pub struct Login {
 }
 
 /// What to boot and what to wait for.
+///
+/// Boot order: the netboot NIC, else the CD-ROM, then the disk (a `direct` kernel boots before
+/// all of them). At least one of `image`, `cdrom`, `netboot` and `direct` must be given, and at
+/// most one of `cdrom` and `netboot`.
 #[derive(Debug, Clone)]
 pub struct BootSpec {
-    /// The disk image (raw or qcow2, detected from its header). `None` only with `direct`.
+    /// The disk image (raw or qcow2, detected from its header), a virtio disk.
     pub image: Option<PathBuf>,
+    /// Open `image` writable (without `snapshot=on`): for an installer booted from `cdrom` or
+    /// `netboot` that writes the disk. The default leaves the image file untouched.
+    pub writable_disk: bool,
+    /// An ISO image attached read-only as an IDE CD-ROM and booted (El Torito, BIOS or UEFI).
+    pub cdrom: Option<PathBuf>,
+    /// Netboot from a directory over QEMU's user network (TFTP, and HTTP for `<URL>`).
+    pub netboot: Option<Netboot>,
     pub uefi: bool,
     pub direct: Option<DirectBoot>,
     /// The whole run (boot, markers, login, commands) must finish within this.
@@ -76,6 +95,19 @@ impl BootSpec {
     pub fn new(image: impl Into<PathBuf>) -> BootSpec {
         BootSpec {
             image: Some(image.into()),
+            ..BootSpec::default()
+        }
+    }
+}
+
+impl Default for BootSpec {
+    /// The defaults of [`BootSpec::new`] with nothing to boot yet.
+    fn default() -> BootSpec {
+        BootSpec {
+            image: None,
+            writable_disk: false,
+            cdrom: None,
+            netboot: None,
             uefi: false,
             direct: None,
             timeout: Duration::from_secs(600),
@@ -121,6 +153,10 @@ pub struct BootReport {
     /// From `/proc/cmdline` when logged in, else the kernel's `Command line:` console line.
     pub kernel_cmdline: Option<String>,
     pub commands: Vec<CommandRun>,
+    /// The netboot HTTP server's base URL as the guest saw it (what replaced `<URL>`).
+    pub http_url: Option<String>,
+    /// What the guest fetched from the netboot HTTP server, in order.
+    pub http_requests: Vec<HttpRequest>,
 }
 
 impl BootReport {
@@ -290,10 +326,230 @@ fn kernel_cmdline_from_log(buf: &[u8]) -> Option<String> {
     })
 }
 
+/// Checks what can be checked before anything is created: something to boot, the files exist,
+/// the firmware is installed.
+fn check_spec(spec: &BootSpec) -> Result<()> {
+    if spec.image.is_none()
+        && spec.cdrom.is_none()
+        && spec.netboot.is_none()
+        && spec.direct.is_none()
+    {
+        bail!(
+            "nothing to boot: give a disk image, a CD-ROM image, a netboot directory or a kernel"
+        );
+    }
+    if spec.cdrom.is_some() && spec.netboot.is_some() {
+        bail!("give a CD-ROM image or a netboot directory to boot from, not both");
+    }
+    if let Some(image) = &spec.image {
+        detect_format(image)?;
+        if spec.writable_disk {
+            fs::OpenOptions::new()
+                .write(true)
+                .open(image)
+                .with_context(|| format!("opening image {} for writing", image.display()))?;
+        }
+    } else if spec.writable_disk {
+        bail!("a writable disk needs a disk image");
+    }
+    if let Some(iso) = &spec.cdrom {
+        match fs::metadata(iso) {
+            Ok(m) if m.is_file() => {}
+            Ok(_) => bail!("CD-ROM image {} is not a file", iso.display()),
+            Err(e) if e.kind() == ErrorKind::NotFound => {
+                bail!("CD-ROM image {} not found", iso.display())
+            }
+            Err(e) => {
+                return Err(e).with_context(|| format!("reading CD-ROM image {}", iso.display()));
+            }
+        }
+        fs::File::open(iso).with_context(|| format!("opening CD-ROM image {}", iso.display()))?;
+    }
+    if let Some(n) = &spec.netboot {
+        n.check(spec.uefi)?;
+    }
+    if spec.uefi {
+        for f in [&spec.ovmf_code, &spec.ovmf_vars] {
+            if !f.is_file() {
+                bail!(
+                    "UEFI firmware {} not found; install the Debian package `ovmf`",
+                    f.display()
+                );
+            }
+        }
+    }
+    Ok(())
+}
+
+/// A path as the value of a QEMU option (commas doubled).
+fn qemu_value(p: &Path) -> String {
+    p.display().to_string().replace(',', ",,")
+}
+
+/// The files of one run that the QEMU command line names.
+struct RunFiles<'a> {
+    sock: &'a Path,
+    serial_log: &'a Path,
+    /// The per-run copy of the UEFI variable store.
+    ovmf_vars: Option<&'a Path>,
+    /// The TFTP root and the boot file in it.
+    netboot: Option<(&'a Path, &'a str)>,
+}
+
+/// QEMU's arguments for `spec`.
+fn qemu_args(spec: &BootSpec, files: &RunFiles) -> Result<Vec<OsString>> {
+    let mut args: Vec<OsString> = [
+        "-accel",
+        "tcg",
+        "-display",
+        "none",
+        "-monitor",
+        "none",
+        "-no-reboot",
+        "-nodefaults",
+    ]
+    .iter()
+    .map(OsString::from)
+    .collect();
+    let mut push = |a: String| args.push(a.into());
+    push("-m".into());
+    push(spec.memory_mib.to_string());
+    push("-smp".into());
+    push(spec.cpus.to_string());
+    push("-chardev".into());
+    push(format!(
+        "socket,id=s0,path={},server=on,wait=on,logfile={}",
+        qemu_value(files.sock),
+        qemu_value(files.serial_log)
+    ));
+    push("-serial".into());
+    push("chardev:s0".into());
+    // Boot devices get a boot index in boot order; a direct kernel boot comes first anyway.
+    let mut next_index = 0;
+    let mut bootindex = || {
+        if spec.direct.is_some() {
+            return String::new();
+        }
+        next_index += 1;
+        format!(",bootindex={}", next_index - 1)
+    };
+    if let Some((root, bootfile)) = files.netboot {
+        push("-netdev".into());
+        push(format!(
+            "user,id=n0,tftp={},bootfile={}",
+            qemu_value(root),
+            bootfile.replace(',', ",,")
+        ));
+        push("-device".into());
+        push(format!("virtio-net-pci,netdev=n0{}", bootindex()));
+    }
+    if let Some(iso) = &spec.cdrom {
+        push("-drive".into());
+        push(format!(
+            "file={},format=raw,if=none,id=cd0,media=cdrom,readonly=on",
+            qemu_value(iso)
+        ));
+        push("-device".into());
+        push(format!("ide-cd,drive=cd0{}", bootindex()));
+    }
+    if let Some(image) = &spec.image {
+        let format = detect_format(image)?;
+        let snapshot = if spec.writable_disk {
+            ""
+        } else {
+            ",snapshot=on"
+        };
+        push("-drive".into());
+        if spec.cdrom.is_some() || spec.netboot.is_some() {
+            push(format!(
+                "file={},format={format},if=none,id=disk0{snapshot}",
+                qemu_value(image)
+            ));
+            push("-device".into());
+            push(format!("virtio-blk-pci,drive=disk0{}", bootindex()));
+        } else {
+            push(format!(
+                "file={},format={format},if=virtio{snapshot}",
+                qemu_value(image)
+            ));
+        }
+    }
+    if spec.uefi {
+        let vars = files
+            .ovmf_vars
+            .context("no copy of the UEFI variable store")?;
+        push("-drive".into());
+        push(format!(
+            "if=pflash,format=raw,readonly=on,file={}",
+            qemu_value(&spec.ovmf_code)
+        ));
+        push("-drive".into());
+        push(format!("if=pflash,format=raw,file={}", qemu_value(vars)));
+    }
+    if let Some(d) = &spec.direct {
+        args.push("-kernel".into());
+        args.push(d.kernel.clone().into());
+        args.push("-append".into());
+        args.push(d.append.clone().into());
+        if let Some(i) = &d.initrd {
+            args.push("-initrd".into());
+            args.push(i.clone().into());
+        }
+    }
+    Ok(args)
+}
+
+/// The netboot parts of a run: the TFTP root and the HTTP server serving it.
+struct NetbootRun {
+    root: PathBuf,
+    bootfile: String,
+    url: String,
+    server: HttpServer,
+}
+
+/// Builds the TFTP root in `scratch` and starts the HTTP server on it.
+fn start_netboot(n: &Netboot, uefi: bool, scratch: &Path) -> Result<NetbootRun> {
+    let root = scratch.join("netboot");
+    fs::create_dir(&root).with_context(|| format!("creating {}", root.display()))?;
+    // The server comes first: its port goes into the files.
+    let server = HttpServer::start(&root)?;
+    let url = netboot::guest_base_url(server.port());
+    let substituted = build_netboot_root(&n.dir, &root, &url)
+        .with_context(|| format!("preparing netboot directory {}", n.dir.display()))?;
+    tracing::info!(
+        "boot test: netboot from {} ({}), HTTP on {} as {url}{}",
+        n.dir.display(),
+        n.bootfile_for(uefi),
+        server.addr(),
+        if substituted.is_empty() {
+            String::new()
+        } else {
+            format!(
+                "; {URL_PLACEHOLDER} replaced in {}",
+                substituted
+                    .iter()
+                    .map(|p| p.display().to_string())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            )
+        }
+    );
+    Ok(NetbootRun {
+        root,
+        bootfile: n.bootfile_for(uefi).to_string(),
+        url,
+        server,
+    })
+}
+
 /// Boots and watches; returns the report (an unsuccessful one on timeout). Errors only for what
-/// prevents starting: missing QEMU or firmware, unreadable image, an unusable work directory.
+/// prevents starting: missing QEMU or firmware, an unreadable image, ISO or netboot directory, an
+/// unusable work directory. Nothing of the run but `serial.log` is left behind: the scratch files
+/// (socket, firmware variables, netboot root) are removed, QEMU is killed and the HTTP server
+/// stopped, on success and on error alike.
 pub fn run(spec: &BootSpec) -> Result<BootReport> {
     require_program("qemu-system-x86_64")?;
+    check_spec(spec)?;
     crate::util::cleanup::set_stage("booting the image in QEMU");
     let work = match &spec.work_dir {
         Some(d) => {
@@ -306,7 +562,7 @@ pub fn run(spec: &BootSpec) -> Result<BootReport> {
             .context("creating a directory for the boot test")?
             .keep(),
     };
-    // Socket and firmware variables live in a scratch directory removed at the end.
+    // Socket, firmware variables and netboot root live in a scratch directory removed at the end.
     let scratch = tempfile::Builder::new()
         .prefix(".boot-")
         .tempdir_in(&work)
@@ -315,68 +571,30 @@ pub fn run(spec: &BootSpec) -> Result<BootReport> {
     let _ = fs::remove_file(&serial_log);
     let sock = scratch.path().join("serial.sock");
 
-    let mut cmd = Command::new("qemu-system-x86_64");
-    cmd.args([
-        "-accel",
-        "tcg",
-        "-display",
-        "none",
-        "-monitor",
-        "none",
-        "-no-reboot",
-        "-nodefaults",
-    ])
-    .args([
-        "-m",
-        &spec.memory_mib.to_string(),
-        "-smp",
-        &spec.cpus.to_string(),
-    ])
-    .arg("-chardev")
-    .arg(format!(
-        "socket,id=s0,path={},server=on,wait=on,logfile={}",
-        sock.display(),
-        serial_log.display()
-    ))
-    .args(["-serial", "chardev:s0"]);
-    if let Some(image) = &spec.image {
-        let format = detect_format(image)?;
-        cmd.arg("-drive").arg(format!(
-            "file={},format={format},if=virtio,snapshot=on",
-            image.display().to_string().replace(',', ",,")
-        ));
-    } else if spec.direct.is_none() {
-        bail!("nothing to boot: give an image or a kernel");
-    }
+    let vars = scratch.path().join("OVMF_VARS.fd");
     if spec.uefi {
-        for f in [&spec.ovmf_code, &spec.ovmf_vars] {
-            if !f.is_file() {
-                bail!(
-                    "UEFI firmware {} not found; install the Debian package `ovmf`",
-                    f.display()
-                );
-            }
-        }
-        let vars = scratch.path().join("OVMF_VARS.fd");
         fs::copy(&spec.ovmf_vars, &vars).with_context(|| {
             format!("copying {} to {}", spec.ovmf_vars.display(), vars.display())
         })?;
-        cmd.arg("-drive").arg(format!(
-            "if=pflash,format=raw,readonly=on,file={}",
-            spec.ovmf_code.display()
-        ));
-        cmd.arg("-drive")
-            .arg(format!("if=pflash,format=raw,file={}", vars.display()));
     }
-    if let Some(d) = &spec.direct {
-        cmd.arg("-kernel")
-            .arg(&d.kernel)
-            .arg("-append")
-            .arg(&d.append);
-        if let Some(i) = &d.initrd {
-            cmd.arg("-initrd").arg(i);
-        }
-    }
+    // Declared after `scratch`, so dropped (the server stopped) before it is removed.
+    let net = match &spec.netboot {
+        Some(n) => Some(start_netboot(n, spec.uefi, scratch.path())?),
+        None => None,
+    };
+    let args = qemu_args(
+        spec,
+        &RunFiles {
+            sock: &sock,
+            serial_log: &serial_log,
+            ovmf_vars: spec.uefi.then_some(vars.as_path()),
+            netboot: net
+                .as_ref()
+                .map(|n| (n.root.as_path(), n.bootfile.as_str())),
+        },
+    )?;
+    let mut cmd = Command::new("qemu-system-x86_64");
+    cmd.args(&args);
     let qemu_stderr = scratch.path().join("qemu.stderr");
     cmd.stdin(Stdio::null())
         .stdout(Stdio::null())
@@ -428,6 +646,8 @@ pub fn run(spec: &BootSpec) -> Result<BootReport> {
         login_prompt_seconds: None,
         kernel_cmdline: None,
         commands: Vec::new(),
+        http_url: net.as_ref().map(|n| n.url.clone()),
+        http_requests: Vec::new(),
     };
     let outcome = watch(spec, &mut qemu, &mut con, &mut report);
     report.elapsed_seconds = con.secs();
@@ -435,6 +655,9 @@ pub fn run(spec: &BootSpec) -> Result<BootReport> {
         report.kernel_cmdline = kernel_cmdline_from_log(&con.buf);
     }
     drop(qemu);
+    if let Some(n) = net {
+        report.http_requests = n.server.stop();
+    }
     // QEMU logs a chunk after sending it to the socket, so a QEMU killed right after the last
     // marker may miss the end in its log file: the log is rewritten with everything read (the
     // console was connected before the guest started).
@@ -699,5 +922,164 @@ mod tests {
         spec.work_dir = Some(d.path().join("w"));
         let e = run(&spec).unwrap_err().to_string();
         assert!(e.contains("OVMF_CODE_4M.fd") && e.contains("ovmf"), "{e}");
+    }
+
+    /// QEMU's arguments as strings, for `spec` with the given netboot root.
+    fn args_of(spec: &BootSpec, netboot: Option<(&Path, &str)>) -> Vec<String> {
+        let files = RunFiles {
+            sock: Path::new("/run/s.sock"),
+            serial_log: Path::new("/run/serial.log"),
+            ovmf_vars: Some(Path::new("/run/vars.fd")),
+            netboot,
+        };
+        qemu_args(spec, &files)
+            .unwrap()
+            .into_iter()
+            .map(|a| a.into_string().unwrap())
+            .collect()
+    }
+
+    /// The value following `flag` for every occurrence of it.
+    fn values<'a>(args: &'a [String], flag: &str) -> Vec<&'a str> {
+        args.windows(2)
+            .filter(|w| w[0] == flag)
+            .map(|w| w[1].as_str())
+            .collect()
+    }
+
+    #[test]
+    fn disk_alone_keeps_its_snapshot_virtio_drive() {
+        let d = tempfile::tempdir().unwrap();
+        let img = d.path().join("disk,1.raw");
+        fs::write(&img, vec![0u8; 512]).unwrap();
+        let args = args_of(&BootSpec::new(&img), None);
+        let drive = format!(
+            "file={}/disk,,1.raw,format=raw,if=virtio,snapshot=on",
+            d.path().display()
+        );
+        assert_eq!(values(&args, "-drive"), [drive.as_str()]);
+        assert!(values(&args, "-device").is_empty(), "{args:?}");
+        assert!(values(&args, "-netdev").is_empty(), "{args:?}");
+    }
+
+    #[test]
+    fn cdrom_boots_before_a_writable_disk() {
+        let d = tempfile::tempdir().unwrap();
+        let img = d.path().join("disk.qcow2");
+        fs::write(&img, b"QFI\xfb\0\0\0\x03").unwrap();
+        let iso = d.path().join("x.iso");
+        fs::write(&iso, b"iso").unwrap();
+        let mut spec = BootSpec {
+            cdrom: Some(iso.clone()),
+            ..BootSpec::new(&img)
+        };
+        spec.writable_disk = true;
+        let args = args_of(&spec, None);
+        assert_eq!(
+            values(&args, "-drive"),
+            [
+                format!(
+                    "file={},format=raw,if=none,id=cd0,media=cdrom,readonly=on",
+                    iso.display()
+                ),
+                format!("file={},format=qcow2,if=none,id=disk0", img.display()),
+            ]
+        );
+        assert_eq!(
+            values(&args, "-device"),
+            [
+                "ide-cd,drive=cd0,bootindex=0",
+                "virtio-blk-pci,drive=disk0,bootindex=1"
+            ]
+        );
+        spec.writable_disk = false;
+        let args = args_of(&spec, None);
+        assert!(
+            values(&args, "-drive")[1].ends_with(",id=disk0,snapshot=on"),
+            "{args:?}"
+        );
+        // The CD alone, with UEFI.
+        spec.image = None;
+        spec.uefi = true;
+        let args = args_of(&spec, None);
+        assert_eq!(values(&args, "-device"), ["ide-cd,drive=cd0,bootindex=0"]);
+        assert_eq!(
+            values(&args, "-drive").len(),
+            3,
+            "CD and two pflash: {args:?}"
+        );
+    }
+
+    #[test]
+    fn netboot_nic_boots_first_and_direct_boot_sets_no_index() {
+        let d = tempfile::tempdir().unwrap();
+        let img = d.path().join("disk.raw");
+        fs::write(&img, vec![0u8; 512]).unwrap();
+        let mut spec = BootSpec {
+            netboot: Some(Netboot::new(d.path())),
+            ..BootSpec::new(&img)
+        };
+        let root = Path::new("/w/.boot-x/netboot");
+        let args = args_of(&spec, Some((root, "pxelinux.0")));
+        assert_eq!(
+            values(&args, "-netdev"),
+            ["user,id=n0,tftp=/w/.boot-x/netboot,bootfile=pxelinux.0"]
+        );
+        assert_eq!(
+            values(&args, "-device"),
+            [
+                "virtio-net-pci,netdev=n0,bootindex=0",
+                "virtio-blk-pci,drive=disk0,bootindex=1"
+            ]
+        );
+        spec.image = None;
+        spec.direct = Some(DirectBoot {
+            kernel: "/k".into(),
+            initrd: None,
+            append: "console=ttyS0".into(),
+        });
+        let args = args_of(&spec, Some((root, "x")));
+        assert_eq!(values(&args, "-device"), ["virtio-net-pci,netdev=n0"]);
+        assert_eq!(values(&args, "-kernel"), ["/k"]);
+    }
+
+    #[test]
+    fn spec_errors_name_what_is_missing() {
+        let d = tempfile::tempdir().unwrap();
+        let err = |spec: &BootSpec| format!("{:#}", run(spec).unwrap_err());
+        let work = d.path().join("w");
+        let base = BootSpec {
+            work_dir: Some(work.clone()),
+            ..BootSpec::default()
+        };
+        assert!(err(&base).contains("nothing to boot"));
+        let iso = d.path().join("missing.iso");
+        let e = err(&BootSpec {
+            cdrom: Some(iso),
+            ..base.clone()
+        });
+        assert!(
+            e.contains("CD-ROM image") && e.contains("missing.iso"),
+            "{e}"
+        );
+        let e = err(&BootSpec {
+            netboot: Some(Netboot::new(d.path())),
+            ..base.clone()
+        });
+        assert!(e.contains("has no pxelinux.0; give --bootfile"), "{e}");
+        let e = err(&BootSpec {
+            netboot: Some(Netboot::new(d.path())),
+            cdrom: Some(d.path().join("x.iso")),
+            ..base.clone()
+        });
+        assert!(e.contains("not both"), "{e}");
+        let e = err(&BootSpec {
+            writable_disk: true,
+            cdrom: Some(d.path().join("x.iso")),
+            ..base.clone()
+        });
+        assert!(e.contains("writable disk needs a disk image"), "{e}");
+        // Nothing was created for a run that could not start.
+        assert!(!work.exists());
     }
 }
