@@ -23,6 +23,7 @@
 
 pub mod demo;
 pub mod kickstart;
+pub mod liveimage;
 pub mod outdir;
 pub mod publish;
 

@@ -12,6 +12,7 @@ mod demo;
 mod image;
 mod imagefactory;
 mod ks;
+mod liveimage;
 mod render;
 mod tdl;
 mod tree;
@@ -35,7 +36,9 @@ enum Cmd {
     Render(render::RenderArgs),
     Tdl(tdl::TdlArgs),
     Imagefactory(imagefactory::ImagefactoryArgs),
-    /// Build raw/qcow2 disk images and Vagrant boxes from a kickstart and an OSTree commit
+    Liveimage(liveimage::LiveimageArgs),
+    /// Build disk images (raw, qcow2, Vagrant boxes) and live images (PXE-to-Live, live ISO) from a
+    /// kickstart and an OSTree commit
     Image(image::ImageArgs),
     Demo(demo::DemoArgs),
     Clean(clean::CleanArgs),
@@ -59,6 +62,7 @@ pub fn main() -> ExitCode {
         Cmd::Render(a) => render::run(a),
         Cmd::Tdl(a) => tdl::run(a),
         Cmd::Imagefactory(a) => imagefactory::run(a),
+        Cmd::Liveimage(a) => liveimage::run(a),
         Cmd::Image(a) => image::run(a),
         Cmd::Demo(a) => demo::run(a),
         Cmd::Ks(c) => ks::run(c),
