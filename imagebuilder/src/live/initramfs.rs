@@ -197,7 +197,7 @@ pub fn tree_dracut_modules(deployment: &Path) -> Result<BTreeSet<String>> {
 }
 
 /// Why the tree's dracut cannot add `modules`, or `None` when it can.
-fn cannot_rebuild(deployment: &Path, modules: &[&str]) -> Result<Option<String>> {
+pub fn cannot_rebuild(deployment: &Path, modules: &[&str]) -> Result<Option<String>> {
     if !deployment.join("usr/bin/dracut").exists() && !deployment.join("usr/sbin/dracut").exists() {
         return Ok(Some(
             "the tree has no dracut to rebuild its initramfs with (install dracut in the tree)"
@@ -259,7 +259,7 @@ pub struct Rebuild<'a> {
 pub fn rebuild(r: &Rebuild<'_>) -> Result<PathBuf> {
     if let Some(why) = cannot_rebuild(r.deployment, r.modules)? {
         bail!(
-            "the tree's initramfs lacks the dracut modules {} and cannot be rebuilt with them: {why}",
+            "the tree's dracut cannot build an initramfs with {}: {why}",
             r.modules.join(", ")
         );
     }
@@ -307,6 +307,9 @@ pub fn rebuild(r: &Rebuild<'_>) -> Result<PathBuf> {
     );
     Ok(out)
 }
+
+/// The log of the dracut run in the build's log directory.
+pub const DRACUT_LOG: &str = "dracut-initramfs.log";
 
 /// Where [`rebuild`]'s work directory appears in the sandbox.
 const OUT_IN_SANDBOX: &str = "/tmp/imagebuilder-initramfs";

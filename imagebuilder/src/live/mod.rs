@@ -220,6 +220,18 @@ fn live_initramfs(
         ));
         return Ok((tree_initramfs.to_path_buf(), have, false));
     }
+    if let Some(why) = initramfs::cannot_rebuild(&r.deployed.deployment, &wanted)? {
+        bail!(
+            "the tree's initramfs lacks the dracut modules {} that live boot needs ({}), and it \
+             cannot be rebuilt with them: {why}",
+            missing.join(", "),
+            if r.network {
+                "dmsquash-live and ostree to mount and enter the live root, livenet to fetch it over HTTP"
+            } else {
+                "dmsquash-live and ostree to mount and enter the live root"
+            }
+        );
+    }
     crate::util::cleanup::set_stage("rebuilding the initramfs with the tree's dracut");
     log.step(format!(
         "the tree's initramfs lacks {}: rebuilding it with the tree's dracut in the sandbox",
@@ -245,6 +257,11 @@ fn live_initramfs(
             r.log_dir.display()
         );
     }
+    log.step(format!(
+        "rebuilt the initramfs with the tree's dracut: {} MiB, with {}",
+        std::fs::metadata(&rebuilt)?.len() / MIB,
+        wanted.join(", ")
+    ));
     Ok((rebuilt, have, true))
 }
 
