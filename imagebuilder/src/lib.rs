@@ -4,19 +4,19 @@
 //! only clap types and dispatch.
 
 pub mod blockdev;
-pub mod boot;
+pub(crate) mod boot;
 pub mod boot_test;
 pub mod build;
 pub mod config;
 pub mod deployment;
-pub mod disk;
+pub(crate) mod disk;
 pub mod fs;
 pub mod imagefactory;
 pub mod ks;
 pub mod logging;
 pub mod output;
 pub mod plan;
-pub mod progress;
+pub(crate) mod progress;
 pub mod render;
 pub mod tdl;
 pub mod tree;

@@ -3,17 +3,16 @@
 //! sparse copy), swap signatures natively. Also the size estimates that size `--grow` partitions,
 //! and the timestamp clamping that makes ext4 images reproducible.
 
-pub mod fat;
+pub(crate) mod fat;
 pub mod xfs;
 
 use std::collections::HashSet;
 use std::fs::File;
-use std::io::{Read, Seek, SeekFrom};
 use std::os::unix::fs::{FileExt, MetadataExt};
 use std::path::Path;
 use std::process::Command;
 
-use anyhow::{Context, Result, bail, ensure};
+use anyhow::{Context, Result, ensure};
 
 use crate::plan::{Filesystem, FsKind, MIB};
 use crate::util::cmd::CommandExt;
@@ -542,16 +541,6 @@ pub fn clamp_mtimes(dir: &Path, epoch: i64) -> Result<()> {
             .with_context(|| format!("setting times of {}", d.display()))?;
     }
     Ok(())
-}
-
-/// Reads back the superblock magic of an ext filesystem at `offset` (for tests and checks).
-pub fn has_ext_magic(f: &mut File, offset: u64) -> Result<bool> {
-    let mut m = [0u8; 2];
-    f.seek(SeekFrom::Start(offset + 1024 + 0x38))?;
-    if f.read_exact(&mut m).is_err() {
-        bail!("image too short");
-    }
-    Ok(u16::from_le_bytes(m) == 0xEF53)
 }
 
 #[cfg(test)]

@@ -37,7 +37,7 @@ pub const DEFAULT_PART_MIB: u64 = 1024;
 pub const ESP_MIN_MIB: u64 = 36;
 
 /// GPT partition type GUIDs used by the builder.
-pub mod types {
+pub(crate) mod types {
     pub const BIOS_BOOT: &str = "21686148-6449-6E6F-744E-656564454649";
     pub const ESP: &str = "C12A7328-F81F-11D2-BA4B-00A0C93EC93B";
     pub const XBOOTLDR: &str = "BC13C2FF-59E6-4262-A352-B275FD6F7172";
@@ -1044,7 +1044,8 @@ impl DiskPlan {
     }
 
     /// The filesystem that holds `path` (the deepest mount point that is a prefix of it).
-    pub fn filesystem_for(&self, path: &str) -> Option<&Filesystem> {
+    #[cfg(test)]
+    pub(crate) fn filesystem_for(&self, path: &str) -> Option<&Filesystem> {
         self.filesystems()
             .into_iter()
             .map(|(f, _, _)| f)

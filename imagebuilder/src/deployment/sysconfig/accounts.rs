@@ -72,16 +72,6 @@ impl Db {
             .filter_map(|l| l.split(':').nth(idx)?.parse().ok())
             .collect()
     }
-
-    /// The name of the entry whose field `idx` is `id`.
-    pub fn name_by_id(&self, idx: usize, id: u32) -> Option<String> {
-        self.lines
-            .iter()
-            .filter(|l| Self::is_entry(l))
-            .map(|l| l.split(':').collect::<Vec<_>>())
-            .find(|f| f.get(idx).and_then(|v| v.parse::<u32>().ok()) == Some(id))
-            .map(|f| f[0].to_string())
-    }
 }
 
 /// Adds `user` to the member list (field `idx`: 3 in group, 3 in gshadow) of entry `group`.
@@ -598,7 +588,6 @@ mod tests {
             "# comment\nroot:x:0:0:root:/root:/bin/sh\nbin:x:1:1:B:/:/bin/false\nalice:x:1000:1000::/home/alice:/bin/bash\n"
         );
         assert_eq!(db.ids(2), BTreeSet::from([0, 1, 1000]));
-        assert_eq!(db.name_by_id(2, 1000).as_deref(), Some("alice"));
         assert_eq!(Db::parse("").render(), "");
     }
 
