@@ -796,11 +796,11 @@ impl Layout {
             line,
             message,
         };
-        let (pv_need, lv_base) = self.volume_group_needs(needs).map_err(err)?;
+        let vg_needs = self.volume_group_needs(needs).map_err(err)?;
         let mut sizes = self
             .parts
             .iter()
-            .map(|p| part_size(p, content_need_mib(p, needs, &pv_need)))
+            .map(|p| part_size(p, content_need_mib(p, needs, &vg_needs.pv_mib)))
             .collect::<Result<Vec<u64>, LineError>>()
             .map_err(err)?;
         let total_mib = grow_to_total(&self.parts, &mut sizes, total_bytes).map_err(err)?;
@@ -808,7 +808,7 @@ impl Layout {
         let volume_groups = self
             .vgs
             .iter()
-            .zip(&lv_base)
+            .zip(&vg_needs.lv_bases)
             .map(|(vg, bases)| vg.place(&partitions, bases))
             .collect::<Result<Vec<VolumeGroup>, LineError>>()
             .map_err(err)?;
@@ -821,12 +821,8 @@ impl Layout {
         })
     }
 
-    /// Each volume group's logical volume base sizes, and what each group needs beyond its PVs'
-    /// minimum sizes, put on its last growable PV: MiB by PV name.
-    fn volume_group_needs(
-        &self,
-        needs: &BTreeMap<String, u64>,
-    ) -> Result<(BTreeMap<&str, u64>, Vec<Vec<LvBase>>), LineError> {
+    /// What the volume groups need of their PVs, for content needing `needs`.
+    fn volume_group_needs(&self, needs: &BTreeMap<String, u64>) -> Result<VgNeeds<'_>, LineError> {
         let mut pv_need: BTreeMap<&str, u64> = BTreeMap::new();
         let mut lv_base: Vec<Vec<LvBase>> = Vec::new();
         for vg in &self.vgs {
@@ -849,7 +845,10 @@ impl Layout {
                 pv_need.insert(grow.pv.as_deref().unwrap_or_default(), bytes.div_ceil(MIB));
             }
         }
-        Ok((pv_need, lv_base))
+        Ok(VgNeeds {
+            pv_mib: pv_need,
+            lv_bases: lv_base,
+        })
     }
 
     /// The partitions placed one after the other from [`FIRST_LBA`], `sizes` MiB each.
@@ -891,6 +890,15 @@ impl Layout {
             (None, None) => Content::BiosBoot,
         }
     }
+}
+
+/// What [`Layout::allocate`] works out for the volume groups before sizing the partitions.
+struct VgNeeds<'a> {
+    /// What each group needs beyond its PVs' minimum sizes, put on its last growable PV: MiB by
+    /// PV name.
+    pv_mib: BTreeMap<&'a str, u64>,
+    /// Each group's logical volume base sizes, in `Layout::vgs` order.
+    lv_bases: Vec<Vec<LvBase>>,
 }
 
 /// MiB the content of partition `p` needs: its filesystem's share of `needs`, or for a PV its
