@@ -76,8 +76,8 @@ fn unavailable_message(mountpoint: &str, why: &str) -> String {
 }
 
 /// Creates an XFS filesystem of `size` bytes at byte `offset` of `image`, populated from `src`.
-/// The mount point is made in `scratch` (a build passes its staging directory, so that a mount
-/// left by a killed build is found below it).
+/// The mount point is made in `scratch` (a build passes its staging directory, which is removed
+/// with everything in it); the filesystem is mounted there only in the copy helper's namespace.
 pub fn make_xfs(
     image: &Path,
     offset: u64,
