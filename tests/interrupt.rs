@@ -1,8 +1,9 @@
 //! Interrupted builds and one build per output directory, end to end on the demo tree:
 //! SIGTERM in each long stage (deploy, mke2fs, the qcow2 writer, the XFS copy) leaves no mount,
-//! loop device, child process or file behind and exits 143 with one line; after a SIGKILL (no
-//! handler) `imagebuilder clean` or the next build removes the stale mount, loop device and staging
-//! tree; a second build into a locked OUTDIR fails at once naming the holder; a failing
+//! loop device, child process or file behind and exits 143 with one line; a SIGKILL (no handler)
+//! during the XFS copy leaves no mount in any namespace (the mount lived in the copy helper's
+//! private mount namespace), and `imagebuilder clean` or the next build removes the stale loop
+//! device and staging tree; a second build into a locked OUTDIR fails at once naming the holder; a failing
 //! `--overwrite` build keeps the previous outputs and logs byte for byte; bad output names fail
 //! before any work.
 //!
@@ -364,28 +365,70 @@ fn sigterm_during_xfs_copy() {
     );
 }
 
-/// SIGKILL during the XFS copy leaves a mount, a loop device and the staging tree; no child
-/// survives. Returns the OUTDIR.
+/// Mounts under `dir` that some other process sees in its own mount namespace (read from every
+/// `/proc/PID/mountinfo`), as `PID: MOUNT POINT`.
+fn namespaced_mounts_under(dir: &Path) -> Vec<String> {
+    let dir = dir.canonicalize().unwrap();
+    let me = std::process::id().to_string();
+    let mut found = Vec::new();
+    for e in std::fs::read_dir("/proc").unwrap().flatten() {
+        let pid = e.file_name().to_string_lossy().into_owned();
+        if !pid.chars().all(|c| c.is_ascii_digit()) || pid == me {
+            continue;
+        }
+        let Ok(info) = std::fs::read_to_string(e.path().join("mountinfo")) else {
+            continue; // gone meanwhile
+        };
+        for m in info
+            .lines()
+            .filter_map(|l| l.split(' ').nth(4))
+            .map(unescape)
+        {
+            if Path::new(&m).starts_with(&dir) {
+                found.push(format!("{pid}: {m}"));
+            }
+        }
+    }
+    found
+}
+
+/// SIGKILL during the XFS copy, once the filesystem is mounted in the copy helper's namespace:
+/// no child survives and no mount is left in any namespace, while the loop device and the staging
+/// tree stay (for `clean` or the next build). Returns the OUTDIR and the build's arguments.
 fn killed_during_xfs_copy(d: &Path, tree: &DemoTree) -> (PathBuf, Vec<String>) {
     let ks = write_ks(d, "xfs.ks", &xfs_ks());
     let out = d.join("out");
     let args = image_args(&ks, tree, &out, "raw");
     let b = Build::start(&args, &tmp_of(&out));
     b.wait_for("into xfs on / (cp -a)", Duration::from_secs(600));
+    // The copy is under way once the helper's namespace has the mount; this namespace never does.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while namespaced_mounts_under(&out).is_empty() {
+        assert!(
+            Instant::now() < deadline,
+            "the XFS mount never appeared in the copy helper's namespace"
+        );
+        assert_eq!(mounts_under(&out), Vec::<String>::new());
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert_eq!(mounts_under(&out), Vec::<String>::new());
     b.signal(rustix::process::Signal::KILL);
     let (st, _) = b.wait(Duration::from_secs(60));
     assert_eq!(st.code(), None, "killed by a signal");
-    // PR_SET_PDEATHSIG: cp dies with the builder.
+    // PR_SET_PDEATHSIG: the helper and its cp die with the builder.
     let deadline = Instant::now() + Duration::from_secs(10);
-    while !processes_using(&out).is_empty() && Instant::now() < deadline {
+    while !(processes_using(&out).is_empty() && namespaced_mounts_under(&out).is_empty())
+        && Instant::now() < deadline
+    {
         std::thread::sleep(Duration::from_millis(100));
     }
     assert_eq!(processes_using(&out), Vec::<String>::new());
     assert_eq!(
-        mounts_under(&out).len(),
-        1,
-        "the XFS mount stays after SIGKILL"
+        mounts_under(&out),
+        Vec::<String>::new(),
+        "a mount under OUTDIR in this namespace after SIGKILL, before any clean"
     );
+    assert_eq!(namespaced_mounts_under(&out), Vec::<String>::new());
     assert_eq!(loops_under(&out).len(), 1, "{:?}", loops_under(&out));
     let n = names(&out);
     assert!(
@@ -404,14 +447,26 @@ fn assert_nothing_stale(out: &Path) {
 
 #[test]
 #[ignore = "slow tier: needs the demo tree"]
-fn sigkill_then_clean_removes_mount_loop_and_staging_tree() {
+fn sigkill_during_xfs_copy_leaves_no_mount_even_before_clean() {
+    let tree = demo_tree();
+    let d = tempfile::tempdir().unwrap();
+    // Asserts this process's /proc/self/mountinfo has nothing under OUTDIR right after the kill.
+    let (out, _) = killed_during_xfs_copy(d.path(), &tree);
+    let o = bin().arg("clean").arg(&out).output().unwrap();
+    assert!(o.status.success(), "{}", text(&o.stderr));
+    assert_nothing_stale(&out);
+}
+
+#[test]
+#[ignore = "slow tier: needs the demo tree"]
+fn sigkill_then_clean_removes_loop_and_staging_tree() {
     let tree = demo_tree();
     let d = tempfile::tempdir().unwrap();
     let (out, _) = killed_during_xfs_copy(d.path(), &tree);
     let o = bin().arg("clean").arg(&out).arg("--json").output().unwrap();
     assert!(o.status.success(), "{}", text(&o.stderr));
     let r: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
-    assert_eq!(r["unmounted"].as_array().unwrap().len(), 1, "{r}");
+    assert_eq!(r["unmounted"].as_array().unwrap().len(), 0, "{r}");
     assert_eq!(r["detached"].as_array().unwrap().len(), 1, "{r}");
     let removed: Vec<&str> = r["removed"]
         .as_array()
@@ -442,11 +497,11 @@ fn sigkill_then_next_build_removes_what_was_left() {
     let o = run(&args);
     let err = text(&o.stderr);
     assert!(o.status.success(), "{err}");
+    assert!(!err.contains("WARN unmounted "), "{err}");
     assert!(
-        err.contains("WARN unmounted ") && err.contains("(left by an earlier build)"),
+        err.contains("WARN detached /dev/loop") && err.contains("(left by an earlier build)"),
         "{err}"
     );
-    assert!(err.contains("WARN detached /dev/loop"), "{err}");
     assert!(
         err.contains("WARN removed ") && err.contains(".imagebuilder-work-"),
         "{err}"

@@ -4,12 +4,12 @@
 //! only clap types and dispatch.
 
 pub mod blockdev;
-pub mod boot;
+pub(crate) mod boot;
 pub mod boot_test;
 pub mod build;
 pub mod config;
 pub mod deployment;
-pub mod disk;
+pub(crate) mod disk;
 pub mod fs;
 pub mod imagefactory;
 pub mod iso;
@@ -18,7 +18,7 @@ pub mod live;
 pub mod logging;
 pub mod output;
 pub mod plan;
-pub mod progress;
+pub(crate) mod progress;
 pub mod render;
 pub mod tdl;
 pub mod tree;

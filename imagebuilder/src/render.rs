@@ -158,12 +158,6 @@ pub struct Rendered {
     pub kickstart_version: Option<String>,
 }
 
-impl Rendered {
-    pub fn is_kickstart(&self) -> bool {
-        self.kickstart_version.is_some()
-    }
-}
-
 /// A loaded, checked template set.
 pub struct Templates {
     hb: Handlebars<'static>,

@@ -186,6 +186,28 @@ fn sandbox(
     if !opts.network {
         c.arg("--unshare-net");
     }
+    bind_target(&mut c, t, s, &limit);
+    c.args(["--proc", "/proc", "--dev", "/dev"]);
+    // /run is optional in a tree; the other mount points are checked by `check_mount_points`.
+    if s.nochroot || t.root.join("run").is_dir() {
+        c.args(["--tmpfs", "/run"]);
+    }
+    c.args(["--size", &limit, "--tmpfs", "/tmp"]);
+    for (host, inside) in &opts.binds {
+        c.arg("--bind").arg(host).arg(inside);
+    }
+    c.arg("--ro-bind").arg(script_file).arg("/tmp/ks-script");
+    set_environment(&mut c, s);
+    c.args(["--chdir", "/"]);
+    c.arg(s.interpreter.as_deref().unwrap_or("/bin/sh"))
+        .arg("/tmp/ks-script");
+    c
+}
+
+/// The target's mounts: its root read-only (at `/`, or at [`NOCHROOT_TARGET`] over the host's
+/// root), `/etc` and `/var` writable, `/var/tmp` a tmpfs of `limit` bytes, and the OSTree
+/// sysroot with its repository writable and its objects not.
+fn bind_target(c: &mut Command, t: &Target, s: &PostScript, limit: &str) {
     let base = if s.nochroot { NOCHROOT_TARGET } else { "" };
     if s.nochroot {
         // /mnt becomes a tmpfs so the mount point can be made on the read-only host root.
@@ -198,7 +220,7 @@ fn sandbox(
         .arg(t.root.join("etc"))
         .arg(format!("{base}/etc"));
     c.arg("--bind").arg(&t.var).arg(format!("{base}/var"));
-    c.args(["--size", &limit, "--tmpfs"])
+    c.args(["--size", limit, "--tmpfs"])
         .arg(format!("{base}/var/tmp"));
     if let Some(sysroot) = ostree_sysroot(t) {
         c.arg("--ro-bind")
@@ -216,16 +238,11 @@ fn sandbox(
                 .arg(format!("{base}/sysroot/ostree/repo/objects"));
         }
     }
-    c.args(["--proc", "/proc", "--dev", "/dev"]);
-    // /run is optional in a tree; the other mount points are checked by `check_mount_points`.
-    if s.nochroot || t.root.join("run").is_dir() {
-        c.args(["--tmpfs", "/run"]);
-    }
-    c.args(["--size", &limit, "--tmpfs", "/tmp"]);
-    for (host, inside) in &opts.binds {
-        c.arg("--bind").arg(host).arg(inside);
-    }
-    c.arg("--ro-bind").arg(script_file).arg("/tmp/ks-script");
+}
+
+/// A cleared environment but for `PATH`, `HOME`, `LANG` and `TERM`, and for a `--nochroot`
+/// script where the target is (`INSTALL_ROOT`, `ANA_INSTALL_PATH`).
+fn set_environment(c: &mut Command, s: &PostScript) {
     c.args([
         "--clearenv",
         "--setenv",
@@ -245,10 +262,6 @@ fn sandbox(
             NOCHROOT_TARGET,
         ]);
     }
-    c.args(["--chdir", "/"]);
-    c.arg(s.interpreter.as_deref().unwrap_or("/bin/sh"))
-        .arg("/tmp/ks-script");
-    c
 }
 
 /// The read-only root must already have the directories the sandbox mounts on.
@@ -316,12 +329,51 @@ pub fn run_script(
         .stderr(log);
     tracing::info!("running {what}");
     let start = Instant::now();
-    let mut child = cmd.spawn_logged()?;
+    let child = cmd.spawn_logged()?;
+    let (status, mut killed) = wait_within_limits(child, opts, &watched, before, start)?;
+    let seconds = start.elapsed().as_secs_f64();
+    if killed.is_none() {
+        let grown = usage(&watched).saturating_sub(before);
+        if grown >= opts.space_limit {
+            killed = Some(format!(
+                "it wrote {grown} bytes into /etc and /var, over the image's free space of {} bytes",
+                opts.space_limit
+            ));
+        }
+    }
+    let warnings = copy_log(t, s, &what, &log_path)?;
+    if let Some(why) = killed {
+        bail!(
+            "{what} {why}; last lines of its log ({}):\n{}",
+            log_path.display(),
+            tail(&log_path, 20)
+        );
+    }
+    check_status(s, &what, status, &log_path)?;
+    Ok(PostOutcome {
+        index,
+        exit_code: status.code(),
+        log: log_path,
+        seconds,
+        warnings,
+    })
+}
+
+/// Waits for the script, killing it past the time limit or when `/etc` and `/var` (`watched`,
+/// `before` bytes at the start) grew past the space limit; returns its status and why it was
+/// killed.
+fn wait_within_limits(
+    mut child: std::process::Child,
+    opts: &PostOptions,
+    watched: &[PathBuf],
+    before: u64,
+    start: Instant,
+) -> Result<(std::process::ExitStatus, Option<String>)> {
     let mut last_check = Instant::now();
     let mut killed: Option<String> = None;
-    let status = loop {
+    loop {
         if let Some(st) = child.try_wait().context("waiting for the script")? {
-            break st;
+            return Ok((st, killed));
         }
         if killed.is_none() {
             if start.elapsed() >= opts.timeout {
@@ -331,7 +383,7 @@ pub fn run_script(
                 ));
             } else if last_check.elapsed() >= Duration::from_millis(200) {
                 last_check = Instant::now();
-                let grown = usage(&watched).saturating_sub(before);
+                let grown = usage(watched).saturating_sub(before);
                 if grown >= opts.space_limit {
                     killed = Some(format!(
                         "killed: it wrote {grown} bytes into /etc and /var, over the image's free space of {} bytes",
@@ -344,72 +396,62 @@ pub fn run_script(
             }
         }
         std::thread::sleep(Duration::from_millis(20));
-    };
-    let seconds = start.elapsed().as_secs_f64();
-    if killed.is_none() {
-        let grown = usage(&watched).saturating_sub(before);
-        if grown >= opts.space_limit {
-            killed = Some(format!(
-                "it wrote {grown} bytes into /etc and /var, over the image's free space of {} bytes",
-                opts.space_limit
-            ));
-        }
     }
+}
 
-    let mut warnings = Vec::new();
-    if let Some(l) = &s.log {
-        let in_target = if s.nochroot {
-            l.strip_prefix(NOCHROOT_TARGET)
-                .filter(|r| r.starts_with('/'))
-                .map(str::to_string)
-        } else {
-            Some(l.clone())
-        };
-        match in_target {
-            Some(p) => {
-                let text = fs::read(&log_path).unwrap_or_default();
-                t.write(&p, &text, 0o600, (0, 0))
-                    .with_context(|| format!("{what}: writing --log={l}"))?;
-            }
-            None => {
-                let w = format!(
-                    "{what}: --log={l} is outside {NOCHROOT_TARGET}: not written on the build host; see {}",
-                    log_path.display()
-                );
-                tracing::warn!("{w}");
-                warnings.push(w);
-            }
-        }
-    }
-
-    if let Some(why) = killed {
-        bail!(
-            "{what} {why}; last lines of its log ({}):\n{}",
-            log_path.display(),
-            tail(&log_path, 20)
-        );
-    }
-    let outcome = PostOutcome {
-        index,
-        exit_code: status.code(),
-        log: log_path.clone(),
-        seconds,
-        warnings,
+/// Copies the script's log to its `--log` path in the target; a `--nochroot` path outside the
+/// target is not written, and the warning saying so is returned.
+fn copy_log(t: &Target, s: &PostScript, what: &str, log_path: &Path) -> Result<Vec<String>> {
+    let Some(l) = &s.log else {
+        return Ok(Vec::new());
     };
-    if !status.success() {
-        if s.erroronfail {
-            bail!(
-                "{what} failed ({status}) and has --erroronfail; last lines of its log ({}):\n{}",
-                log_path.display(),
-                tail(&log_path, 20)
+    let in_target = if s.nochroot {
+        l.strip_prefix(NOCHROOT_TARGET)
+            .filter(|r| r.starts_with('/'))
+            .map(str::to_string)
+    } else {
+        Some(l.clone())
+    };
+    match in_target {
+        Some(p) => {
+            let text = fs::read(log_path).unwrap_or_default();
+            t.write(&p, &text, 0o600, (0, 0))
+                .with_context(|| format!("{what}: writing --log={l}"))?;
+            Ok(Vec::new())
+        }
+        None => {
+            let w = format!(
+                "{what}: --log={l} is outside {NOCHROOT_TARGET}: not written on the build host; see {}",
+                log_path.display()
             );
+            tracing::warn!("{w}");
+            Ok(vec![w])
         }
-        tracing::warn!(
-            "{what} failed ({status}); the build goes on (no --erroronfail); log: {}",
-            log_path.display()
+    }
+}
+
+/// A failed script fails the build with `--erroronfail`, else it is a warning.
+fn check_status(
+    s: &PostScript,
+    what: &str,
+    status: std::process::ExitStatus,
+    log_path: &Path,
+) -> Result<()> {
+    if status.success() {
+        return Ok(());
+    }
+    if s.erroronfail {
+        bail!(
+            "{what} failed ({status}) and has --erroronfail; last lines of its log ({}):\n{}",
+            log_path.display(),
+            tail(log_path, 20)
         );
     }
-    Ok(outcome)
+    tracing::warn!(
+        "{what} failed ({status}); the build goes on (no --erroronfail); log: {}",
+        log_path.display()
+    );
+    Ok(())
 }
 
 /// The kickstart's `%post` sections, in file order (other script kinds are not run by an image build).

@@ -113,14 +113,6 @@ impl PvSpec {
 }
 
 impl VgSpec {
-    /// The byte range (offset from the start of its PV, size) of logical volume `lv`.
-    pub fn lv_range(&self, lv: &LvSpec) -> (u64, u64) {
-        (
-            PE_START + lv.start_extent * self.extent_size,
-            lv.extents * self.extent_size,
-        )
-    }
-
     /// Checks the description: extents inside their PV, no overlaps, valid names.
     pub fn validate(&self) -> Result<()> {
         ensure!(
@@ -399,7 +391,6 @@ mod tests {
         assert!(t.contains("pe_start = 2048\npe_count = 24\n"), "{t}");
         assert!(t.contains("extent_count = 10\n"), "{t}");
         assert!(t.contains("\"pv0\", 0\n"), "{t}");
-        assert_eq!(v.lv_range(&v.lvs[0]), (PE_START, 40 << 20));
     }
 
     #[test]

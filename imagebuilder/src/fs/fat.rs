@@ -497,6 +497,54 @@ impl Writer<'_> {
         }
         Ok(())
     }
+
+    /// The root directory (`root_n` clusters: the volume label first, then the entries), the
+    /// directories under it, then its files.
+    fn write_root(&mut self, tree: &[Node], root_n: u32, label: &[u8; 11]) -> Result<()> {
+        let mut root = dir_entry(label, ATTR_VOLUME, 0, 0, 0, self.dt).to_vec();
+        root.extend(dir_bytes(tree, ROOT_CLUSTER, None, self.dt)?);
+        self.chain(ROOT_CLUSTER, root_n);
+        self.write_cluster_run(ROOT_CLUSTER, root_n, &root)?;
+        for c in tree {
+            if let Node::Dir {
+                children,
+                cluster,
+                nclusters,
+                ..
+            } = c
+            {
+                self.write_dir(children, *cluster, *nclusters, Some(0))?;
+            }
+        }
+        for c in tree {
+            if let Node::File {
+                path,
+                size,
+                cluster,
+                nclusters,
+                ..
+            } = c
+            {
+                self.write_file(path, *size, *cluster, *nclusters)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Both FATs, whole.
+    fn write_fats(&self) -> Result<()> {
+        let mut fat_bytes = vec![0u8; (self.geo.fat_sectors * SECTOR) as usize];
+        for (i, v) in self.fat.iter().enumerate() {
+            fat_bytes[i * 4..i * 4 + 4].copy_from_slice(&v.to_le_bytes());
+        }
+        for n in 0..NUM_FATS {
+            self.at(
+                (RESERVED_SECTORS + n * self.geo.fat_sectors) * SECTOR,
+                &fat_bytes,
+            )?;
+        }
+        Ok(())
+    }
 }
 
 /// Writes a FAT32 volume of `size` bytes holding the tree `src` at byte `offset` of `out`.
@@ -509,10 +557,33 @@ pub fn write_fat32(
 ) -> Result<Geometry> {
     let geo = Geometry::for_size(size)?;
     let mut tree = read_tree(src)?;
-    let root_names = stored_names(&tree)?;
+    let (root_n, next) = allocate_volume(&mut tree, &geo, size)?;
+    let label = label_bytes(&opts.label)?;
+    let free = geo.clusters - (next - ROOT_CLUSTER) as u64;
+    let bs = boot_sector(&geo, offset, opts.volume_id, &label);
+    let reserved = reserved_area(&bs, &fsinfo_sector(free, next));
+    let mut w = Writer {
+        out,
+        base: offset,
+        geo,
+        fat: vec![0u32; (geo.clusters + 2) as usize],
+        dt: fat_datetime(opts.timestamp),
+    };
+    w.at(0, &reserved)?;
+    w.fat[0] = 0x0FFF_FF00 | 0xF8;
+    w.fat[1] = EOC;
+    w.write_root(&tree, root_n, &label)?;
+    w.write_fats()?;
+    Ok(geo)
+}
+
+/// Places the root directory (`root_n` clusters, returned) and then the tree's clusters; returns
+/// also the first cluster left free, refusing a tree the volume of `size` bytes cannot hold.
+fn allocate_volume(tree: &mut [Node], geo: &Geometry, size: u64) -> Result<(u32, u32)> {
+    let root_names = stored_names(tree)?;
     let root_entries = root_names.iter().map(entries_for).sum::<usize>() + 1; // + volume label
     let root_n = ((root_entries as u64 * 32).div_ceil(geo.cluster_bytes())).max(1) as u32;
-    let next = allocate(&mut tree, ROOT_CLUSTER + root_n, geo.cluster_bytes())?;
+    let next = allocate(tree, ROOT_CLUSTER + root_n, geo.cluster_bytes())?;
     let used = (next - ROOT_CLUSTER) as u64;
     if used > geo.clusters {
         bail!(
@@ -521,10 +592,11 @@ pub fn write_fat32(
             size >> 20
         );
     }
-    let label = label_bytes(&opts.label)?;
-    let dt = fat_datetime(opts.timestamp);
+    Ok((root_n, next))
+}
 
-    // Boot sector.
+/// The FAT32 boot sector of a volume at byte `offset` of the disk.
+fn boot_sector(geo: &Geometry, offset: u64, volume_id: u32, label: &[u8; 11]) -> [u8; 512] {
     let mut bs = [0u8; 512];
     bs[..3].copy_from_slice(&[0xEB, 0x58, 0x90]);
     bs[3..11].copy_from_slice(b"mkfs.fat");
@@ -543,14 +615,18 @@ pub fn write_fat32(
     bs[50..52].copy_from_slice(&6u16.to_le_bytes());
     bs[64] = 0x80;
     bs[66] = 0x29;
-    bs[67..71].copy_from_slice(&opts.volume_id.to_le_bytes());
-    bs[71..82].copy_from_slice(&label);
+    bs[67..71].copy_from_slice(&volume_id.to_le_bytes());
+    bs[71..82].copy_from_slice(label);
     bs[82..90].copy_from_slice(b"FAT32   ");
     // Boot code: print nothing, halt ("not a bootable disk" is the firmware's business).
     bs[90..94].copy_from_slice(&[0xFA, 0xF4, 0xEB, 0xFD]); // cli; hlt; jmp $-1
     bs[510] = 0x55;
     bs[511] = 0xAA;
-    let free = geo.clusters - used;
+    bs
+}
+
+/// The FSInfo sector: `free` clusters, the first of them `next`.
+fn fsinfo_sector(free: u64, next: u32) -> [u8; 512] {
     let mut fsinfo = [0u8; 512];
     fsinfo[..4].copy_from_slice(&0x4161_5252u32.to_le_bytes());
     fsinfo[484..488].copy_from_slice(&0x6141_7272u32.to_le_bytes());
@@ -558,76 +634,27 @@ pub fn write_fat32(
     let next_free = if free > 0 { next } else { 0xFFFF_FFFF };
     fsinfo[492..496].copy_from_slice(&next_free.to_le_bytes());
     fsinfo[508..512].copy_from_slice(&0xAA55_0000u32.to_le_bytes());
+    fsinfo
+}
+
+/// The reserved area, whole (zeros included, so stale bytes cannot survive): boot sector,
+/// FSInfo and the third boot sector, and their backup copies from sector 6.
+fn reserved_area(bs: &[u8; 512], fsinfo: &[u8; 512]) -> Vec<u8> {
     let mut third = [0u8; 512];
     third[510] = 0x55;
     third[511] = 0xAA;
-
-    // The reserved area is written whole (zeros included) so stale bytes cannot survive.
     let mut reserved = vec![0u8; (RESERVED_SECTORS * SECTOR) as usize];
     for (sector, data) in [
-        (0usize, &bs),
-        (1, &fsinfo),
+        (0usize, bs),
+        (1, fsinfo),
         (2, &third),
-        (6, &bs),
-        (7, &fsinfo),
+        (6, bs),
+        (7, fsinfo),
         (8, &third),
     ] {
         reserved[sector * 512..sector * 512 + 512].copy_from_slice(data);
     }
-    let mut w = Writer {
-        out,
-        base: offset,
-        geo,
-        fat: vec![0u32; (geo.clusters + 2) as usize],
-        dt,
-    };
-    w.at(0, &reserved)?;
-    w.fat[0] = 0x0FFF_FF00 | 0xF8;
-    w.fat[1] = EOC;
-
-    // Root directory: volume label first, then the entries.
-    let mut root = dir_entry(&label, ATTR_VOLUME, 0, 0, 0, dt).to_vec();
-    root.extend(dir_bytes(&tree, ROOT_CLUSTER, None, dt)?);
-    w.chain(ROOT_CLUSTER, root_n);
-    w.write_cluster_run(ROOT_CLUSTER, root_n, &root)?;
-    for c in &tree {
-        match c {
-            Node::Dir {
-                children,
-                cluster,
-                nclusters,
-                ..
-            } => {
-                w.write_dir(children, *cluster, *nclusters, Some(0))?;
-            }
-            Node::File { .. } => {}
-        }
-    }
-    for c in &tree {
-        if let Node::File {
-            path,
-            size,
-            cluster,
-            nclusters,
-            ..
-        } = c
-        {
-            w.write_file(path, *size, *cluster, *nclusters)?;
-        }
-    }
-
-    // Both FATs, whole.
-    let mut fat_bytes = vec![0u8; (geo.fat_sectors * SECTOR) as usize];
-    for (i, v) in w.fat.iter().enumerate() {
-        fat_bytes[i * 4..i * 4 + 4].copy_from_slice(&v.to_le_bytes());
-    }
-    for n in 0..NUM_FATS {
-        w.at(
-            (RESERVED_SECTORS + n * geo.fat_sectors) * SECTOR,
-            &fat_bytes,
-        )?;
-    }
-    Ok(geo)
+    reserved
 }
 
 fn label_bytes(label: &str) -> Result<[u8; 11]> {

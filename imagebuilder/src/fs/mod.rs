@@ -3,17 +3,16 @@
 //! sparse copy), swap signatures natively. Also the size estimates that size `--grow` partitions,
 //! and the timestamp clamping that makes ext4 images reproducible.
 
-pub mod fat;
+pub(crate) mod fat;
 pub mod xfs;
 
 use std::collections::HashSet;
 use std::fs::File;
-use std::io::{Read, Seek, SeekFrom};
 use std::os::unix::fs::{FileExt, MetadataExt};
 use std::path::Path;
 use std::process::Command;
 
-use anyhow::{Context, Result, bail, ensure};
+use anyhow::{Context, Result, ensure};
 
 use crate::plan::{Filesystem, FsKind, MIB};
 use crate::util::cmd::CommandExt;
@@ -354,110 +353,97 @@ fn le32(b: &[u8], o: usize) -> u32 {
     u32::from_le_bytes(b[o..o + 4].try_into().unwrap())
 }
 
+/// What [`ext_clamp_ctimes`] reads from an ext superblock to find and checksum the inodes.
+struct ExtInodeTables {
+    block: u64,
+    inodes_per_group: u64,
+    inode_size: usize,
+    is64: bool,
+    desc_size: usize,
+    first_data: u64,
+    groups: u64,
+    /// `metadata_csum`: inodes carry a CRC32C seeded with `seed`.
+    csum: bool,
+    seed: u32,
+}
+
+impl ExtInodeTables {
+    fn read(f: &File, offset: u64) -> Result<ExtInodeTables> {
+        let mut sb = [0u8; 1024];
+        f.read_exact_at(&mut sb, offset + 1024)?;
+        ensure!(le16(&sb, 0x38) == 0xEF53, "no ext superblock");
+        let incompat = le32(&sb, 0x60);
+        let is64 = incompat & 0x80 != 0;
+        let first_data = le32(&sb, 0x14) as u64;
+        let blocks = le32(&sb, 0x4) as u64 | hi32(is64, le32(&sb, 0x150));
+        let per_group = le32(&sb, 0x20) as u64;
+        Ok(ExtInodeTables {
+            block: 1024u64 << le32(&sb, 0x18),
+            inodes_per_group: le32(&sb, 0x28) as u64,
+            inode_size: le16(&sb, 0x58) as usize,
+            is64,
+            desc_size: if is64 { le16(&sb, 0xFE) as usize } else { 32 },
+            first_data,
+            groups: (blocks - first_data).div_ceil(per_group),
+            csum: le32(&sb, 0x64) & 0x400 != 0,
+            seed: if incompat & 0x2000 != 0 {
+                le32(&sb, 0x270)
+            } else {
+                crc32c(!0, &sb[0x68..0x78])
+            },
+        })
+    }
+
+    /// A group's inode table block and how many of its inodes are in use (skipping groups
+    /// whose inodes are uninitialised or all unused), from its descriptor `d`.
+    fn used_inodes(&self, d: &[u8]) -> Option<(u64, u64)> {
+        if le16(d, 0x12) & 1 != 0 {
+            return None; // INODE_UNINIT
+        }
+        let itable = le32(d, 0x8) as u64 | hi32(self.is64, le32(d, 0x28));
+        let unused = le16(d, 0x1C) as u64 | (hi16(self.is64, le16(d, 0x32)));
+        let used = self.inodes_per_group.saturating_sub(unused);
+        (used > 0).then_some((itable, used))
+    }
+}
+
+/// The high half of a 64-bit field whose high 32 bits are `hi` on a 64-bit filesystem.
+fn hi32(is64: bool, hi: u32) -> u64 {
+    if is64 { (hi as u64) << 32 } else { 0 }
+}
+
+/// The high half of a 32-bit field whose high 16 bits are `hi` on a 64-bit filesystem.
+fn hi16(is64: bool, hi: u16) -> u64 {
+    if is64 { (hi as u64) << 16 } else { 0 }
+}
+
 /// `mke2fs -d` copies each source file's ctime (and atime) into the inode; ctimes are when the staging
 /// tree was written, so they are set here to `epoch` (and the inode checksums recomputed).
 pub fn ext_clamp_ctimes(f: &File, offset: u64, epoch: u32) -> Result<()> {
-    let mut sb = [0u8; 1024];
-    f.read_exact_at(&mut sb, offset + 1024)?;
-    ensure!(le16(&sb, 0x38) == 0xEF53, "no ext superblock");
-    let block = 1024u64 << le32(&sb, 0x18);
-    let inodes_per_group = le32(&sb, 0x28) as u64;
-    let inode_size = le16(&sb, 0x58) as usize;
-    let incompat = le32(&sb, 0x60);
-    let ro_compat = le32(&sb, 0x64);
-    let is64 = incompat & 0x80 != 0;
-    let desc_size = if is64 { le16(&sb, 0xFE) as usize } else { 32 };
-    let first_data = le32(&sb, 0x14) as u64;
-    let blocks = le32(&sb, 0x4) as u64
-        | if is64 {
-            (le32(&sb, 0x150) as u64) << 32
-        } else {
-            0
-        };
-    let per_group = le32(&sb, 0x20) as u64;
-    let groups = (blocks - first_data).div_ceil(per_group);
-    let csum = ro_compat & 0x400 != 0;
-    let seed = if incompat & 0x2000 != 0 {
-        le32(&sb, 0x270)
-    } else {
-        crc32c(!0, &sb[0x68..0x78])
-    };
-    let mut gdt = vec![0u8; groups as usize * desc_size];
-    f.read_exact_at(&mut gdt, offset + (first_data + 1) * block)?;
+    let fs = ExtInodeTables::read(f, offset)?;
+    let mut gdt = vec![0u8; fs.groups as usize * fs.desc_size];
+    f.read_exact_at(&mut gdt, offset + (fs.first_data + 1) * fs.block)?;
     let mut table = Vec::new();
-    for g in 0..groups as usize {
-        let d = &gdt[g * desc_size..(g + 1) * desc_size];
-        let flags = le16(d, 0x12);
-        if flags & 1 != 0 {
-            continue; // INODE_UNINIT
-        }
-        let itable = le32(d, 0x8) as u64
-            | if is64 {
-                (le32(d, 0x28) as u64) << 32
-            } else {
-                0
-            };
-        let unused = le16(d, 0x1C) as u64
-            | if is64 {
-                (le16(d, 0x32) as u64) << 16
-            } else {
-                0
-            };
-        let used = inodes_per_group.saturating_sub(unused);
-        if used == 0 {
+    for g in 0..fs.groups as usize {
+        let d = &gdt[g * fs.desc_size..(g + 1) * fs.desc_size];
+        let Some((itable, used)) = fs.used_inodes(d) else {
             continue;
-        }
-        table.resize(used as usize * inode_size, 0);
-        let at = offset + itable * block;
+        };
+        table.resize(used as usize * fs.inode_size, 0);
+        let at = offset + itable * fs.block;
         f.read_exact_at(&mut table, at)?;
         let mut dirty = false;
         for i in 0..used as usize {
-            let ino = &mut table[i * inode_size..(i + 1) * inode_size];
+            let ino = &mut table[i * fs.inode_size..(i + 1) * fs.inode_size];
             if le16(ino, 0) == 0 && le16(ino, 0x1A) == 0 {
                 continue; // free inode: mode and links 0
             }
-            let extra = if inode_size > 128 {
-                le16(ino, 0x80) as usize
-            } else {
-                0
-            };
-            // (time offset, extra offset): atime, ctime, mtime. Reading the staging tree
-            // updates directory atimes, so they are clamped as well as ctimes.
-            let mut changed = false;
-            for (t, x) in [(0x08usize, 0x8Cusize), (0x0C, 0x84), (0x10, 0x88)] {
-                let v = le32(ino, t);
-                let xv = if extra >= x - 0x80 + 4 {
-                    le32(ino, x)
-                } else {
-                    0
-                };
-                let is_ctime = t == 0x0C;
-                if v > epoch || (v == epoch && xv != 0) || (is_ctime && v != epoch) {
-                    ino[t..t + 4].copy_from_slice(&epoch.to_le_bytes());
-                    if extra >= x - 0x80 + 4 {
-                        ino[x..x + 4].fill(0);
-                    }
-                    changed = true;
-                }
-            }
-            if !changed {
+            if !clamp_inode_times(ino, fs.inode_size, epoch) {
                 continue;
             }
-            if csum {
-                let inum = (g as u64 * inodes_per_group + i as u64 + 1) as u32;
-                let generation = le32(ino, 0x64);
-                let has_hi = extra >= 4;
-                ino[0x7C..0x7E].fill(0);
-                if has_hi {
-                    ino[0x82..0x84].fill(0);
-                }
-                let mut c = crc32c(seed, &inum.to_le_bytes());
-                c = crc32c(c, &generation.to_le_bytes());
-                c = crc32c(c, ino);
-                ino[0x7C..0x7E].copy_from_slice(&(c as u16).to_le_bytes());
-                if has_hi {
-                    ino[0x82..0x84].copy_from_slice(&((c >> 16) as u16).to_le_bytes());
-                }
+            if fs.csum {
+                let inum = (g as u64 * fs.inodes_per_group + i as u64 + 1) as u32;
+                set_inode_checksum(ino, fs.seed, inum);
             }
             dirty = true;
         }
@@ -466,6 +452,59 @@ pub fn ext_clamp_ctimes(f: &File, offset: u64, epoch: u32) -> Result<()> {
         }
     }
     Ok(())
+}
+
+/// Clamps an inode's atime, ctime and mtime to `epoch` (the ctime always, the others when newer);
+/// true if it changed.
+fn clamp_inode_times(ino: &mut [u8], inode_size: usize, epoch: u32) -> bool {
+    let extra = if inode_size > 128 {
+        le16(ino, 0x80) as usize
+    } else {
+        0
+    };
+    // (time offset, extra offset): atime, ctime, mtime. Reading the staging tree
+    // updates directory atimes, so they are clamped as well as ctimes.
+    let mut changed = false;
+    for (t, x) in [(0x08usize, 0x8Cusize), (0x0C, 0x84), (0x10, 0x88)] {
+        let v = le32(ino, t);
+        let xv = if extra >= x - 0x80 + 4 {
+            le32(ino, x)
+        } else {
+            0
+        };
+        let is_ctime = t == 0x0C;
+        if v > epoch || (v == epoch && xv != 0) || (is_ctime && v != epoch) {
+            ino[t..t + 4].copy_from_slice(&epoch.to_le_bytes());
+            if extra >= x - 0x80 + 4 {
+                ino[x..x + 4].fill(0);
+            }
+            changed = true;
+        }
+    }
+    changed
+}
+
+/// Recomputes the CRC32C of inode number `inum` (its low half, and the high half when the inode
+/// has room for it).
+fn set_inode_checksum(ino: &mut [u8], seed: u32, inum: u32) {
+    let extra = if ino.len() > 128 {
+        le16(ino, 0x80) as usize
+    } else {
+        0
+    };
+    let generation = le32(ino, 0x64);
+    let has_hi = extra >= 4;
+    ino[0x7C..0x7E].fill(0);
+    if has_hi {
+        ino[0x82..0x84].fill(0);
+    }
+    let mut c = crc32c(seed, &inum.to_le_bytes());
+    c = crc32c(c, &generation.to_le_bytes());
+    c = crc32c(c, ino);
+    ino[0x7C..0x7E].copy_from_slice(&(c as u16).to_le_bytes());
+    if has_hi {
+        ino[0x82..0x84].copy_from_slice(&((c >> 16) as u16).to_le_bytes());
+    }
 }
 
 /// Sets every timestamp newer than `epoch` under `dir` (symlinks included) to `epoch`.
@@ -502,16 +541,6 @@ pub fn clamp_mtimes(dir: &Path, epoch: i64) -> Result<()> {
             .with_context(|| format!("setting times of {}", d.display()))?;
     }
     Ok(())
-}
-
-/// Reads back the superblock magic of an ext filesystem at `offset` (for tests and checks).
-pub fn has_ext_magic(f: &mut File, offset: u64) -> Result<bool> {
-    let mut m = [0u8; 2];
-    f.seek(SeekFrom::Start(offset + 1024 + 0x38))?;
-    if f.read_exact(&mut m).is_err() {
-        bail!("image too short");
-    }
-    Ok(u16::from_le_bytes(m) == 0xEF53)
 }
 
 #[cfg(test)]

@@ -11,6 +11,18 @@
 //! without a loop device or a mount. It needs root and `/dev/loop-control`; without them the error
 //! says so and names the alternatives.
 //!
+//! # The mount cannot outlive the build
+//!
+//! Mount, copy and unmount run in one helper process with a private mount namespace (and a PID
+//! namespace, so that `cp` dies with it): `unshare --mount --propagation private --pid --fork
+//! --kill-child sh -c 'mount … && cp -a … && umount …'`. The mount exists only in that namespace;
+//! the build's own namespace never sees it. When the helper dies — it is killed with the builder,
+//! even a SIGKILLed one (`PR_SET_PDEATHSIG`) — the kernel drops the namespace and the mount with
+//! it. Since nothing is ever mounted on the mount point in the build's namespace, no recursive
+//! removal there can reach into the filesystem. Loop devices are not namespaced: the
+//! [`LoopDevice`] guard detaches this one, and after a SIGKILL the next build or `imagebuilder
+//! clean` does.
+//!
 //! XFS inode change times are the copy's time, so an XFS filesystem is not bit-for-bit
 //! reproducible even with `SOURCE_DATE_EPOCH` (file modification times are).
 
@@ -22,7 +34,7 @@ use anyhow::{Context, Result, bail, ensure};
 use crate::fs::{MkfsOptions, estimate_bytes, tree_stats};
 use crate::plan::{Filesystem, FsKind, MIB};
 use crate::util::cleanup::Guard;
-use crate::util::cmd::CommandExt;
+use crate::util::cmd::{CommandExt, CommandFailed};
 
 /// The smallest XFS filesystem `mkfs.xfs` (xfsprogs ≥ 5.19) creates.
 pub const MIN_BYTES: u64 = 300 * MIB;
@@ -35,7 +47,7 @@ pub fn unavailable_reason() -> Option<String> {
     if !Path::new("/dev/loop-control").exists() {
         return Some("/dev/loop-control does not exist (no loop device support)".into());
     }
-    for p in ["mkfs.xfs", "losetup", "mount", "umount", "cp"] {
+    for p in ["mkfs.xfs", "losetup", "unshare", "mount", "umount", "cp"] {
         if crate::util::cmd::find_in_path(p).is_none() {
             let pkg = crate::util::cmd::debian_package_for(p)
                 .map(|p| format!(" (Debian package `{p}`)"))
@@ -64,8 +76,8 @@ fn unavailable_message(mountpoint: &str, why: &str) -> String {
 }
 
 /// Creates an XFS filesystem of `size` bytes at byte `offset` of `image`, populated from `src`.
-/// The mount point is made in `scratch` (a build passes its staging directory, so that a mount
-/// left by a killed build is found below it).
+/// The mount point is made in `scratch` (a build passes its staging directory, which is removed
+/// with everything in it); the filesystem is mounted there only in the copy helper's namespace.
 pub fn make_xfs(
     image: &Path,
     offset: u64,
@@ -93,6 +105,50 @@ pub fn make_xfs(
     let what = || format!("creating xfs on {} ({} MiB)", fs.mountpoint, size / MIB);
 
     let dev = LoopDevice::attach(image, offset, size).with_context(what)?;
+    mkfs_xfs(dev.path(), fs, uuid).with_context(what)?;
+    let mnt = MountPoint::create_in(scratch).context("creating a mount point for XFS")?;
+    crate::util::cleanup::set_stage(format!("copying the tree into xfs on {}", fs.mountpoint));
+    tracing::info!(
+        "copying {} into xfs on {} (cp -a)",
+        src.display(),
+        fs.mountpoint
+    );
+    copy_in_private_mount(dev.path(), mnt.path(), src).map_err(|e| {
+        match e
+            .downcast_ref::<CommandFailed>()
+            .and_then(|f| f.status.code())
+        {
+            Some(COPY_FAILED) => {
+                let need = tree_stats(src)
+                    .map(|s| estimate_bytes(FsKind::Xfs, &s).div_ceil(MIB))
+                    .unwrap_or(0);
+                e.context(format!(
+                    "copying {} into xfs for {} ({} MiB; the content needs about {need} MiB)",
+                    src.display(),
+                    fs.mountpoint,
+                    size / MIB
+                ))
+            }
+            Some(MOUNT_FAILED) => e
+                .context(format!(
+                    "mounting {} on {}",
+                    dev.path().display(),
+                    mnt.path().display()
+                ))
+                .context(what()),
+            Some(UNMOUNT_FAILED) => e
+                .context(format!("unmounting {}", mnt.path().display()))
+                .context(what()),
+            _ => e.context(what()),
+        }
+    })?;
+    mnt.remove().with_context(what)?;
+    dev.detach().with_context(what)?;
+    Ok(())
+}
+
+/// `mkfs.xfs` on `dev` with the filesystem's UUID and label.
+fn mkfs_xfs(dev: &Path, fs: &Filesystem, uuid: uuid::Uuid) -> Result<()> {
     let mut mkfs = Command::new("mkfs.xfs");
     mkfs.args(["-q", "-f", "-m"])
         .arg(format!("uuid={uuid}"))
@@ -102,40 +158,46 @@ pub fn make_xfs(
     if let Some(label) = &fs.label {
         mkfs.arg("-L").arg(label);
     }
-    mkfs.arg(dev.path());
-    mkfs.run().with_context(what)?;
+    mkfs.arg(dev);
+    mkfs.run()
+}
 
-    let mnt = MountPoint::create_in(scratch).context("creating a mount point for XFS")?;
-    let mounted = Mount::new(dev.path(), mnt.path(), "rw").with_context(what)?;
+/// Exit codes of [`COPY_SCRIPT`], naming the step that failed.
+const MOUNT_FAILED: i32 = 10;
+const COPY_FAILED: i32 = 11;
+const UNMOUNT_FAILED: i32 = 12;
+
+/// Mounts `$1` on `$2`, copies `$3` into it and unmounts it; exits with the failed step's code.
+const COPY_SCRIPT: &str = "mount -t xfs -o rw \"$1\" \"$2\" || exit 10
+cp -a --sparse=always \"$3\" \"$2\" || exit 11
+umount \"$2\" || exit 12
+";
+
+/// The helper that mounts `dev` on `mnt`, copies `src` into it with `cp -a` and unmounts it, in a
+/// mount namespace of its own (see the module documentation); it fails with a
+/// [`CommandFailed`] whose exit code is [`MOUNT_FAILED`], [`COPY_FAILED`] or [`UNMOUNT_FAILED`].
+fn copy_in_private_mount(dev: &Path, mnt: &Path, src: &Path) -> Result<()> {
     // `SRC/.` copies the directory's own owner, mode and times onto the mount point too.
     let mut from = src.as_os_str().to_owned();
     from.push("/.");
-    crate::util::cleanup::set_stage(format!("copying the tree into xfs on {}", fs.mountpoint));
-    tracing::info!(
-        "copying {} into xfs on {} (cp -a)",
-        src.display(),
-        fs.mountpoint
-    );
-    Command::new("cp")
-        .args(["-a", "--sparse=always"])
+    Command::new("unshare")
+        .args([
+            "--mount",
+            "--propagation",
+            "private",
+            "--pid",
+            "--fork",
+            "--kill-child",
+            "--",
+            "sh",
+            "-c",
+            COPY_SCRIPT,
+            "sh",
+        ])
+        .arg(dev)
+        .arg(mnt)
         .arg(&from)
-        .arg(mnt.path())
         .run()
-        .with_context(|| {
-            let need = tree_stats(src)
-                .map(|s| estimate_bytes(FsKind::Xfs, &s).div_ceil(MIB))
-                .unwrap_or(0);
-            format!(
-                "copying {} into xfs for {} ({} MiB; the content needs about {need} MiB)",
-                src.display(),
-                fs.mountpoint,
-                size / MIB
-            )
-        })?;
-    mounted.unmount().with_context(what)?;
-    mnt.remove().with_context(what)?;
-    dev.detach().with_context(what)?;
-    Ok(())
 }
 
 /// An empty directory made to mount on, removed (with `remove_dir`, after checking it is not
@@ -433,6 +495,33 @@ mod tests {
             .run_text()
             .unwrap();
         assert!(!loops.contains(image.to_str().unwrap()), "{loops}");
+    }
+
+    #[test]
+    #[ignore = "slow tier: needs root (mounts in a mount namespace of its own)"]
+    fn copy_helper_names_the_failed_step_and_leaves_no_mount() {
+        let tmp = tempfile::tempdir().unwrap();
+        let not_a_device = tmp.path().join("plain-file");
+        std::fs::write(&not_a_device, b"").unwrap();
+        let mnt = tmp.path().join("mnt");
+        std::fs::create_dir(&mnt).unwrap();
+        let err = copy_in_private_mount(&not_a_device, &mnt, tmp.path()).unwrap_err();
+        let failed = err
+            .downcast_ref::<CommandFailed>()
+            .expect("a command failure");
+        assert_eq!(failed.status.code(), Some(MOUNT_FAILED), "{err:#}");
+        assert!(
+            !crate::blockdev::mounts::is_mount_point(&mnt.canonicalize().unwrap()).unwrap(),
+            "{err:#}"
+        );
+        for (step, code) in [
+            ("mount ", MOUNT_FAILED),
+            ("cp ", COPY_FAILED),
+            ("umount ", UNMOUNT_FAILED),
+        ] {
+            let line = COPY_SCRIPT.lines().find(|l| l.starts_with(step)).unwrap();
+            assert!(line.ends_with(&format!("|| exit {code}")), "{line}");
+        }
     }
 
     #[test]

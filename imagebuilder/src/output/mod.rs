@@ -1,6 +1,6 @@
 //! Output formats made from the finished raw disk: the streaming qcow2 writer ([`qcow2`]), the
-//! streamOptimized VMDK ([`vmdk`]) and the Vagrant boxes ([`vagrant`]).
+//! streamOptimized VMDK (`vmdk`) and the Vagrant boxes (`vagrant`).
 
 pub mod qcow2;
-pub mod vagrant;
-pub mod vmdk;
+pub(crate) mod vagrant;
+pub(crate) mod vmdk;

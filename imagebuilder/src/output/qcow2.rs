@@ -241,10 +241,6 @@ pub fn write_qcow2_with_progress(
         vsize % 512 == 0,
         "raw image size {vsize} is not a multiple of 512"
     );
-    let vclusters = vsize.div_ceil(CLUSTER);
-    let l1_entries = vclusters.div_ceil(L2_ENTRIES);
-    let mut l1 = vec![0u64; l1_entries as usize];
-
     let mut o = Out {
         file: out,
         pos: 0,
@@ -254,36 +250,40 @@ pub fn write_qcow2_with_progress(
     };
     // Cluster 0: the header, written for real at the end.
     o.append_clusters(&[0u8; CLUSTER as usize])?;
-
-    let mut stats = Qcow2Stats {
-        virtual_size: vsize,
-        ..Default::default()
-    };
-    let mut l2 = vec![0u64; L2_ENTRIES as usize];
-    let mut l2_index: Option<u64> = None;
-    let mut l2_dirty = false;
-    let flush_l2 = |o: &mut Out<'_>,
-                    l1: &mut [u64],
-                    idx: u64,
-                    l2: &mut [u64],
-                    dirty: &mut bool|
-     -> Result<()> {
-        if *dirty {
-            let bytes: Vec<u8> = l2.iter().flat_map(|e| e.to_be_bytes()).collect();
-            let at = o.append_clusters(&bytes)?;
-            l1[idx as usize] = at | COPIED;
-        }
-        l2.fill(0);
-        *dirty = false;
-        Ok(())
-    };
-
-    const BATCH: u64 = 128; // clusters per read (8 MiB)
-    let mut cbuf = Vec::new();
+    let mut map = Mapping::new(vsize, opts.compress);
     let extents = cluster_extents(&input, vsize)?;
-    // A reader thread fills batches while this thread checks and writes the previous one
-    // (qemu-img overlaps reads and writes the same way); buffers are recycled, at most three.
-    let (tx, rx) = std::sync::mpsc::sync_channel::<Result<(u64, u64, PageBuf)>>(1);
+    copy_data(&input, raw, vsize, extents, &mut o, &mut map, progress)?;
+    let l1_offset = map.finish(&mut o)?;
+    o.pad_to_cluster()?;
+    let (rt_start, rt) = write_refcounts(&mut o)?;
+    o.flush()?;
+    let file_size = o.pos;
+    drop(o);
+    let h = header(vsize, map.l1.len() as u32, l1_offset, rt_start, rt);
+    out.write_all_at(&h, 0).context("writing qcow2 header")?;
+    ensure!(out.metadata()?.len() == file_size, "qcow2 size mismatch");
+    Ok(Qcow2Stats {
+        file_size,
+        ..map.stats
+    })
+}
+
+/// Clusters per read (8 MiB).
+const BATCH: u64 = 128;
+
+/// Reads the data `extents` of `input` in batches and writes their non-zero clusters. A reader
+/// thread fills batches while this thread checks and writes the previous one (qemu-img overlaps
+/// reads and writes the same way); buffers are recycled, at most three.
+fn copy_data(
+    input: &File,
+    raw: &Path,
+    vsize: u64,
+    extents: Vec<(u64, u64)>,
+    o: &mut Out<'_>,
+    map: &mut Mapping,
+    progress: &dyn Fn(u64),
+) -> Result<()> {
+    let (tx, rx) = std::sync::mpsc::sync_channel::<Result<Batch>>(1);
     let (back_tx, back_rx) = std::sync::mpsc::channel::<PageBuf>();
     for _ in 0..3 {
         back_tx.send(PageBuf::new((BATCH * CLUSTER) as usize)).ok();
@@ -292,95 +292,173 @@ pub fn write_qcow2_with_progress(
         // Owned by this closure: on an early error it is dropped before the scope joins the
         // reader, which then stops instead of waiting for a buffer forever.
         let back_tx = back_tx;
-        let input = &input;
-        scope.spawn(move || {
-            for (first, end) in extents {
-                let mut c = first;
-                while c < end {
-                    let Ok(mut page_buf) = back_rx.recv() else {
-                        return;
-                    };
-                    let buf = page_buf.get_mut();
-                    let n = (end - c).min(BATCH);
-                    let bytes = (n * CLUSTER).min(vsize - c * CLUSTER) as usize;
-                    let r = input
-                        .read_exact_at(&mut buf[..bytes], c * CLUSTER)
-                        .with_context(|| format!("reading {}", raw.display()));
-                    buf[bytes..(n * CLUSTER) as usize].fill(0);
-                    if tx.send(r.map(|()| (c, n, page_buf))).is_err() {
-                        return;
-                    }
-                    c += n;
-                }
-            }
-        });
+        scope.spawn(move || read_batches(input, raw, vsize, extents, &tx, &back_rx));
         for msg in rx {
             let (c, n, page_buf) = msg?;
-            let buf = page_buf.get();
-            let mut i = 0;
-            while i < n {
-                let guest = c + i;
-                let chunk = &buf[(i * CLUSTER) as usize..((i + 1) * CLUSTER) as usize];
-                if is_zero(chunk) {
-                    i += 1;
-                    continue;
-                }
-                let idx = guest / L2_ENTRIES;
-                if l2_index != Some(idx) {
-                    if let Some(prev) = l2_index {
-                        flush_l2(&mut o, &mut l1, prev, &mut l2, &mut l2_dirty)?;
-                    }
-                    l2_index = Some(idx);
-                }
-                if opts.compress {
-                    let entry = if deflate_cluster(chunk, &mut cbuf)? {
-                        let at = o.append_bytes(&cbuf)?;
-                        let end = at + cbuf.len() as u64;
-                        let nsect = (end - 1) / 512 - at / 512; // additional sectors
-                        stats.compressed_clusters += 1;
-                        COMPRESSED | (nsect << (62 - (CLUSTER_BITS - 8))) | at
-                    } else {
-                        o.append_clusters(chunk)? | COPIED
-                    };
-                    l2[(guest % L2_ENTRIES) as usize] = entry;
-                    stats.data_clusters += 1;
-                    l2_dirty = true;
-                    i += 1;
-                    continue;
-                }
-                // A run of non-zero clusters within one L2 table, written in one go.
-                let mut j = i + 1;
-                while j < n
-                    && (c + j) / L2_ENTRIES == idx
-                    && !is_zero(&buf[(j * CLUSTER) as usize..((j + 1) * CLUSTER) as usize])
-                {
-                    j += 1;
-                }
-                let at = o.append_clusters(&buf[(i * CLUSTER) as usize..(j * CLUSTER) as usize])?;
-                for k in i..j {
-                    l2[((c + k) % L2_ENTRIES) as usize] = (at + (k - i) * CLUSTER) | COPIED;
-                }
-                stats.data_clusters += j - i;
-                l2_dirty = true;
-                i = j;
-            }
+            map.write_batch(o, page_buf.get(), c, n)?;
             back_tx.send(page_buf).ok();
             progress((n * CLUSTER).min(vsize - c * CLUSTER));
         }
         Ok(())
-    })?;
-    if let Some(prev) = l2_index {
-        flush_l2(&mut o, &mut l1, prev, &mut l2, &mut l2_dirty)?;
-    }
-    let l1_bytes: Vec<u8> = l1.iter().flat_map(|e| e.to_be_bytes()).collect();
-    let l1_offset = if l1_bytes.is_empty() {
-        0
-    } else {
-        o.append_clusters(&l1_bytes)?
-    };
-    o.pad_to_cluster()?;
+    })
+}
 
-    // Refcount blocks and table cover every host cluster, themselves included.
+/// `n` clusters of the raw image from cluster `c`, zero-padded past its end.
+type Batch = (u64, u64, PageBuf);
+
+/// The reader thread of [`copy_data`]: sends the batches of `extents` in order, in the buffers
+/// sent back; stops at the first read error (sent on) or when the writer has gone.
+fn read_batches(
+    input: &File,
+    raw: &Path,
+    vsize: u64,
+    extents: Vec<(u64, u64)>,
+    tx: &std::sync::mpsc::SyncSender<Result<Batch>>,
+    back_rx: &std::sync::mpsc::Receiver<PageBuf>,
+) {
+    for (first, end) in extents {
+        let mut c = first;
+        while c < end {
+            let Ok(mut page_buf) = back_rx.recv() else {
+                return;
+            };
+            let buf = page_buf.get_mut();
+            let n = (end - c).min(BATCH);
+            let bytes = (n * CLUSTER).min(vsize - c * CLUSTER) as usize;
+            let r = input
+                .read_exact_at(&mut buf[..bytes], c * CLUSTER)
+                .with_context(|| format!("reading {}", raw.display()));
+            buf[bytes..(n * CLUSTER) as usize].fill(0);
+            if tx.send(r.map(|()| (c, n, page_buf))).is_err() {
+                return;
+            }
+            c += n;
+        }
+    }
+}
+
+/// The guest-to-host mapping being written: the L1 table, the one L2 table being filled, and what
+/// [`Qcow2Stats`] counts.
+struct Mapping {
+    l1: Vec<u64>,
+    l2: Vec<u64>,
+    l2_index: Option<u64>,
+    l2_dirty: bool,
+    compress: bool,
+    /// The compressed cluster, reused.
+    cbuf: Vec<u8>,
+    stats: Qcow2Stats,
+}
+
+impl Mapping {
+    fn new(vsize: u64, compress: bool) -> Mapping {
+        let l1_entries = vsize.div_ceil(CLUSTER).div_ceil(L2_ENTRIES);
+        Mapping {
+            l1: vec![0u64; l1_entries as usize],
+            l2: vec![0u64; L2_ENTRIES as usize],
+            l2_index: None,
+            l2_dirty: false,
+            compress,
+            cbuf: Vec::new(),
+            stats: Qcow2Stats {
+                virtual_size: vsize,
+                ..Default::default()
+            },
+        }
+    }
+
+    /// Writes out L2 table `idx` if it maps anything, and empties it.
+    fn flush_l2(&mut self, o: &mut Out<'_>, idx: u64) -> Result<()> {
+        if self.l2_dirty {
+            let bytes: Vec<u8> = self.l2.iter().flat_map(|e| e.to_be_bytes()).collect();
+            let at = o.append_clusters(&bytes)?;
+            self.l1[idx as usize] = at | COPIED;
+        }
+        self.l2.fill(0);
+        self.l2_dirty = false;
+        Ok(())
+    }
+
+    /// Makes L2 table `idx` the one being filled, writing out the previous one.
+    fn select_l2(&mut self, o: &mut Out<'_>, idx: u64) -> Result<()> {
+        if self.l2_index != Some(idx) {
+            if let Some(prev) = self.l2_index {
+                self.flush_l2(o, prev)?;
+            }
+            self.l2_index = Some(idx);
+        }
+        Ok(())
+    }
+
+    /// Writes the non-zero clusters of `buf`, `n` clusters from guest cluster `c`: compressed one
+    /// by one, or plain in runs within one L2 table.
+    fn write_batch(&mut self, o: &mut Out<'_>, buf: &[u8], c: u64, n: u64) -> Result<()> {
+        let cluster = |i: u64| &buf[(i * CLUSTER) as usize..((i + 1) * CLUSTER) as usize];
+        let mut i = 0;
+        while i < n {
+            let guest = c + i;
+            let chunk = cluster(i);
+            if is_zero(chunk) {
+                i += 1;
+                continue;
+            }
+            let idx = guest / L2_ENTRIES;
+            self.select_l2(o, idx)?;
+            if self.compress {
+                self.write_compressed(o, guest, chunk)?;
+                i += 1;
+                continue;
+            }
+            // A run of non-zero clusters within one L2 table, written in one go.
+            let mut j = i + 1;
+            while j < n && (c + j) / L2_ENTRIES == idx && !is_zero(cluster(j)) {
+                j += 1;
+            }
+            let at = o.append_clusters(&buf[(i * CLUSTER) as usize..(j * CLUSTER) as usize])?;
+            for k in i..j {
+                self.l2[((c + k) % L2_ENTRIES) as usize] = (at + (k - i) * CLUSTER) | COPIED;
+            }
+            self.stats.data_clusters += j - i;
+            self.l2_dirty = true;
+            i = j;
+        }
+        Ok(())
+    }
+
+    /// Writes guest cluster `guest` deflated, or plain when that does not shrink it.
+    fn write_compressed(&mut self, o: &mut Out<'_>, guest: u64, chunk: &[u8]) -> Result<()> {
+        let entry = if deflate_cluster(chunk, &mut self.cbuf)? {
+            let at = o.append_bytes(&self.cbuf)?;
+            let end = at + self.cbuf.len() as u64;
+            let nsect = (end - 1) / 512 - at / 512; // additional sectors
+            self.stats.compressed_clusters += 1;
+            COMPRESSED | (nsect << (62 - (CLUSTER_BITS - 8))) | at
+        } else {
+            o.append_clusters(chunk)? | COPIED
+        };
+        self.l2[(guest % L2_ENTRIES) as usize] = entry;
+        self.stats.data_clusters += 1;
+        self.l2_dirty = true;
+        Ok(())
+    }
+
+    /// Writes the last L2 table and then the L1 table; returns the L1 table's offset (0 for an
+    /// empty image).
+    fn finish(&mut self, o: &mut Out<'_>) -> Result<u64> {
+        if let Some(prev) = self.l2_index {
+            self.flush_l2(o, prev)?;
+        }
+        let l1_bytes: Vec<u8> = self.l1.iter().flat_map(|e| e.to_be_bytes()).collect();
+        if l1_bytes.is_empty() {
+            return Ok(0);
+        }
+        o.append_clusters(&l1_bytes)
+    }
+}
+
+/// Appends the refcount blocks and table, covering every host cluster, themselves included;
+/// returns the table's first cluster and its length in clusters.
+fn write_refcounts(o: &mut Out<'_>) -> Result<(u64, u64)> {
     let base = o.pos / CLUSTER;
     let (mut rb, mut rt) = (0u64, 0u64);
     loop {
@@ -412,10 +490,11 @@ pub fn write_qcow2_with_progress(
     }
     table.resize((rt * CLUSTER) as usize, 0);
     o.push(&table)?;
-    o.flush()?;
-    let file_size = o.pos;
-    drop(o);
+    Ok((rt_start, rt))
+}
 
+/// The version 3 header (with its empty extension list).
+fn header(vsize: u64, l1_entries: u32, l1_offset: u64, rt_start: u64, rt: u64) -> Vec<u8> {
     let mut h = vec![0u8; HEADER_LEN as usize + 8];
     h[0..4].copy_from_slice(&MAGIC.to_be_bytes());
     h[4..8].copy_from_slice(&3u32.to_be_bytes());
@@ -423,7 +502,7 @@ pub fn write_qcow2_with_progress(
     h[20..24].copy_from_slice(&CLUSTER_BITS.to_be_bytes());
     h[24..32].copy_from_slice(&vsize.to_be_bytes());
     // crypt_method 0
-    h[36..40].copy_from_slice(&(l1_entries as u32).to_be_bytes());
+    h[36..40].copy_from_slice(&l1_entries.to_be_bytes());
     h[40..48].copy_from_slice(&l1_offset.to_be_bytes());
     h[48..56].copy_from_slice(&(rt_start * CLUSTER).to_be_bytes());
     h[56..60].copy_from_slice(&(rt as u32).to_be_bytes());
@@ -431,9 +510,7 @@ pub fn write_qcow2_with_progress(
     h[96..100].copy_from_slice(&REFCOUNT_ORDER.to_be_bytes());
     h[100..104].copy_from_slice(&HEADER_LEN.to_be_bytes());
     // header extension end marker: 8 zero bytes (already zero)
-    out.write_all_at(&h, 0).context("writing qcow2 header")?;
-    ensure!(out.metadata()?.len() == file_size, "qcow2 size mismatch");
-    Ok(Qcow2Stats { file_size, ..stats })
+    h
 }
 
 #[cfg(test)]

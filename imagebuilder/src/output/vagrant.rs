@@ -127,12 +127,10 @@ fn xml_escape(s: &str) -> String {
 /// adapter's MAC.
 pub fn ovf(vm: &BoxVm, vmdk_size: u64) -> String {
     let name = xml_escape(&vm.name);
-    let mac = vm.mac_hex();
     let disk_uuid = vm.disk_uuid;
-    let vm_uuid = vm.vm_uuid;
     let capacity = vm.capacity;
-    let cpus = vm.cpus;
-    let mem = vm.memory_mib;
+    let hardware = ovf_hardware(vm, &name);
+    let machine = vbox_machine(vm, &name);
     format!(
         r#"<?xml version="1.0"?>
 <Envelope ovf:version="1.0" xml:lang="en-US" xmlns="http://schemas.dmtf.org/ovf/envelope/1" xmlns:ovf="http://schemas.dmtf.org/ovf/envelope/1" xmlns:rasd="http://schemas.dmtf.org/wbem/wscim/1/cim-schema/2/CIM_ResourceAllocationSettingData" xmlns:vssd="http://schemas.dmtf.org/wbem/wscim/1/cim-schema/2/CIM_VirtualSystemSettingData" xmlns:xsi="http://www.w3.org/2001/XMLSchema-instance" xmlns:vbox="http://www.virtualbox.org/ovf/machine">
@@ -156,7 +154,20 @@ pub fn ovf(vm: &BoxVm, vmdk_size: u64) -> String {
       <Description>RedHat_64</Description>
       <vbox:OSType ovf:required="false">Fedora_64</vbox:OSType>
     </OperatingSystemSection>
-    <VirtualHardwareSection>
+{hardware}{machine}  </VirtualSystem>
+</Envelope>
+"#
+    )
+}
+
+/// The OVF `VirtualHardwareSection` of the VM named `name` (escaped): CPUs, memory, the IDE
+/// controllers with the disk, and the NAT E1000 adapter.
+fn ovf_hardware(vm: &BoxVm, name: &str) -> String {
+    let mac = vm.mac_hex();
+    let cpus = vm.cpus;
+    let mem = vm.memory_mib;
+    format!(
+        r#"    <VirtualHardwareSection>
       <Info>Virtual hardware requirements for a virtual machine</Info>
       <System>
         <vssd:ElementName>Virtual Hardware Family</vssd:ElementName>
@@ -220,7 +231,20 @@ pub fn ovf(vm: &BoxVm, vmdk_size: u64) -> String {
         <rasd:ResourceType>10</rasd:ResourceType>
       </Item>
     </VirtualHardwareSection>
-    <vbox:Machine ovf:required="false" version="1.12-linux" uuid="{{{vm_uuid}}}" name="{name}" OSType="Fedora_64" snapshotFolder="Snapshots">
+"#
+    )
+}
+
+/// The `vbox:Machine` section of the VM named `name` (escaped): VirtualBox's own configuration,
+/// which carries the adapter's MAC.
+fn vbox_machine(vm: &BoxVm, name: &str) -> String {
+    let mac = vm.mac_hex();
+    let disk_uuid = vm.disk_uuid;
+    let vm_uuid = vm.vm_uuid;
+    let cpus = vm.cpus;
+    let mem = vm.memory_mib;
+    format!(
+        r#"    <vbox:Machine ovf:required="false" version="1.12-linux" uuid="{{{vm_uuid}}}" name="{name}" OSType="Fedora_64" snapshotFolder="Snapshots">
       <ovf:Info>Complete VirtualBox machine configuration in VirtualBox format</ovf:Info>
       <Hardware>
         <CPU count="{cpus}">
@@ -248,8 +272,6 @@ pub fn ovf(vm: &BoxVm, vmdk_size: u64) -> String {
         </StorageControllers>
       </Hardware>
     </vbox:Machine>
-  </VirtualSystem>
-</Envelope>
 "#
     )
 }

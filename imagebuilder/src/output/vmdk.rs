@@ -151,11 +151,43 @@ pub fn write_stream_optimized(
         "{}: size {capacity} is not a whole number of sectors",
         raw.display()
     );
-    let total_grains = capacity.div_ceil(GRAIN);
-    let n_tables = total_grains.div_ceil(GT_ENTRIES);
-    // Which grains hold data (holes are never read).
+    let n_tables = capacity.div_ceil(GRAIN).div_ceil(GT_ENTRIES);
+    let grains = data_grains(&f, capacity)?;
+    let mut s = Stream {
+        w: BufWriter::with_capacity(4 << 20, out),
+        pos: OVERHEAD_SECTORS,
+        gd: vec![0u32; n_tables as usize],
+        gt: vec![0u32; GT_ENTRIES as usize],
+        cur_table: None,
+        written: 0,
+    };
+    write_preamble(&mut s.w, capacity, cid, extent_name)?;
+    let workers = std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(1)
+        .clamp(1, 8);
+    for chunk in grains.chunks(64 * workers) {
+        let bufs = read_grains(&f, raw, chunk, capacity)?;
+        progress(chunk.iter().map(|g| GRAIN.min(capacity - g * GRAIN)).sum());
+        for (&g, c) in chunk.iter().zip(compress_grains(chunk, &bufs, workers)?) {
+            if let Some(c) = c {
+                s.write_grain(g, &c)?;
+            }
+        }
+    }
+    let grains = s.written;
+    let file_size = s.finish(capacity)? * SECTOR;
+    Ok(VmdkStats {
+        capacity,
+        grains,
+        file_size,
+    })
+}
+
+/// The grains that hold data, in order (holes are never read).
+fn data_grains(f: &File, capacity: u64) -> Result<Vec<u64>> {
     let mut grains: Vec<u64> = Vec::new();
-    for (s, e) in data_extents(&f, capacity)? {
+    for (s, e) in data_extents(f, capacity)? {
         let first = s / GRAIN;
         let last = e.div_ceil(GRAIN);
         let from = match grains.last() {
@@ -164,8 +196,12 @@ pub fn write_stream_optimized(
         };
         grains.extend(from..last);
     }
+    Ok(grains)
+}
 
-    let mut w = BufWriter::with_capacity(4 << 20, out);
+/// The header (grain directory at the end), the descriptor and the padding up to the first
+/// grain at [`OVERHEAD_SECTORS`].
+fn write_preamble(w: &mut impl Write, capacity: u64, cid: u32, extent_name: &str) -> Result<()> {
     w.write_all(&header(capacity / SECTOR, GD_AT_END))?;
     let desc = descriptor(capacity, cid, extent_name);
     ensure!(
@@ -180,113 +216,125 @@ pub fn write_stream_optimized(
         ((OVERHEAD_SECTORS - 1 - DESCRIPTOR_SECTORS) * SECTOR)
             as usize
     ])?;
-    let mut pos = OVERHEAD_SECTORS; // in sectors
+    Ok(())
+}
 
-    let mut gd = vec![0u32; n_tables as usize];
-    let mut gt = vec![0u32; GT_ENTRIES as usize];
-    let mut cur_table: Option<u64> = None;
-    let mut written = 0u64;
-    let workers = std::thread::available_parallelism()
-        .map(|n| n.get())
-        .unwrap_or(1)
-        .clamp(1, 8);
-    let batch = 64 * workers;
+/// Reads the grains of `chunk`, each a whole grain (a short last grain is zero-padded: readers
+/// expect full grains).
+fn read_grains(f: &File, raw: &Path, chunk: &[u64], capacity: u64) -> Result<Vec<Vec<u8>>> {
+    let mut bufs: Vec<Vec<u8>> = Vec::with_capacity(chunk.len());
+    for &g in chunk {
+        let off = g * GRAIN;
+        let len = GRAIN.min(capacity - off) as usize;
+        let mut b = vec![0u8; GRAIN as usize];
+        f.read_exact_at(&mut b[..len], off)
+            .with_context(|| format!("reading {} at {off}", raw.display()))?;
+        bufs.push(b);
+    }
+    Ok(bufs)
+}
 
-    let flush_table = |w: &mut BufWriter<&File>,
-                       pos: &mut u64,
-                       table: u64,
-                       gt: &mut Vec<u32>,
-                       gd: &mut Vec<u32>|
-     -> Result<()> {
-        let tbl_sectors = GT_ENTRIES * 4 / SECTOR;
-        *pos += write_padded(w, &marker(tbl_sectors, MARKER_GT))?;
-        gd[table as usize] = u32::try_from(*pos).context("VMDK larger than 2 TiB of sectors")?;
-        let bytes: Vec<u8> = gt.iter().flat_map(|e| e.to_le_bytes()).collect();
-        *pos += write_padded(w, &bytes)?;
-        gt.iter_mut().for_each(|e| *e = 0);
-        Ok(())
-    };
-
-    for chunk in grains.chunks(batch) {
-        // Read the batch.
-        let mut bufs: Vec<Vec<u8>> = Vec::with_capacity(chunk.len());
-        for &g in chunk {
-            let off = g * GRAIN;
-            let len = GRAIN.min(capacity - off) as usize;
-            // A short last grain is stored whole (readers expect full grains).
-            let mut b = vec![0u8; GRAIN as usize];
-            f.read_exact_at(&mut b[..len], off)
-                .with_context(|| format!("reading {} at {off}", raw.display()))?;
-            bufs.push(b);
-        }
-        progress(chunk.iter().map(|g| GRAIN.min(capacity - g * GRAIN)).sum());
-        // Compress it on all workers, keeping the order.
-        let per = chunk.len().div_ceil(workers);
-        let compressed: Vec<Option<Vec<u8>>> = std::thread::scope(|s| {
-            let handles: Vec<_> = chunk
-                .chunks(per)
-                .zip(bufs.chunks(per))
-                .map(|(gs, bs)| {
-                    s.spawn(move || -> Result<Vec<Option<Vec<u8>>>> {
-                        gs.iter()
-                            .zip(bs)
-                            .map(|(&g, b)| {
-                                if b.iter().all(|x| *x == 0) {
-                                    Ok(None)
-                                } else {
-                                    compress_grain(g * GRAIN_SECTORS, b).map(Some)
-                                }
-                            })
-                            .collect()
-                    })
+/// Compresses the grains `chunk` (contents `bufs`) on `workers` threads, keeping the order; an
+/// all-zero grain gives `None`.
+fn compress_grains(
+    chunk: &[u64],
+    bufs: &[Vec<u8>],
+    workers: usize,
+) -> Result<Vec<Option<Vec<u8>>>> {
+    let per = chunk.len().div_ceil(workers);
+    std::thread::scope(|s| {
+        let handles: Vec<_> = chunk
+            .chunks(per)
+            .zip(bufs.chunks(per))
+            .map(|(gs, bs)| {
+                s.spawn(move || -> Result<Vec<Option<Vec<u8>>>> {
+                    gs.iter()
+                        .zip(bs)
+                        .map(|(&g, b)| {
+                            if b.iter().all(|x| *x == 0) {
+                                Ok(None)
+                            } else {
+                                compress_grain(g * GRAIN_SECTORS, b).map(Some)
+                            }
+                        })
+                        .collect()
                 })
-                .collect();
-            let mut all = Vec::with_capacity(chunk.len());
-            for h in handles {
-                all.extend(
-                    h.join()
-                        .map_err(|_| anyhow::anyhow!("a compression worker panicked"))??,
-                );
-            }
-            Ok::<_, anyhow::Error>(all)
-        })?;
-        for (&g, c) in chunk.iter().zip(compressed) {
-            let Some(c) = c else { continue };
-            let table = g / GT_ENTRIES;
-            if let Some(t) = cur_table
-                && t != table
-            {
-                flush_table(&mut w, &mut pos, t, &mut gt, &mut gd)?;
-            }
-            cur_table = Some(table);
-            gt[(g % GT_ENTRIES) as usize] =
-                u32::try_from(pos).context("VMDK larger than 2 TiB of sectors")?;
-            pos += write_padded(&mut w, &c)?;
-            written += 1;
+            })
+            .collect();
+        let mut all = Vec::with_capacity(chunk.len());
+        for h in handles {
+            all.extend(
+                h.join()
+                    .map_err(|_| anyhow::anyhow!("a compression worker panicked"))??,
+            );
         }
-    }
-    if let Some(t) = cur_table {
-        flush_table(&mut w, &mut pos, t, &mut gt, &mut gd)?;
-    }
-    // Grain directory.
-    let gd_bytes: Vec<u8> = gd.iter().flat_map(|e| e.to_le_bytes()).collect();
-    pos += write_padded(
-        &mut w,
-        &marker((gd_bytes.len() as u64).div_ceil(SECTOR), MARKER_GD),
-    )?;
-    let gd_offset = pos;
-    pos += write_padded(&mut w, &gd_bytes)?;
-    // Footer and end of stream.
-    pos += write_padded(&mut w, &marker(1, MARKER_FOOTER))?;
-    pos += write_padded(&mut w, &header(capacity / SECTOR, gd_offset))?;
-    pos += write_padded(&mut w, &marker(0, MARKER_EOS))?;
-    w.flush()?;
-    drop(w);
-    Ok(VmdkStats {
-        capacity,
-        grains: written,
-        file_size: pos * SECTOR,
+        Ok(all)
     })
+}
+
+/// The VMDK being written: the sector `pos` it is at, the grain directory, the grain table being
+/// filled (`cur_table`) and the grains written.
+struct Stream<'a> {
+    w: BufWriter<&'a File>,
+    pos: u64,
+    gd: Vec<u32>,
+    gt: Vec<u32>,
+    cur_table: Option<u64>,
+    written: u64,
+}
+
+impl Stream<'_> {
+    fn sector(&self) -> Result<u32> {
+        u32::try_from(self.pos).context("VMDK larger than 2 TiB of sectors")
+    }
+
+    /// Writes grain table `table` after its marker, and empties it.
+    fn flush_table(&mut self, table: u64) -> Result<()> {
+        let tbl_sectors = GT_ENTRIES * 4 / SECTOR;
+        self.pos += write_padded(&mut self.w, &marker(tbl_sectors, MARKER_GT))?;
+        self.gd[table as usize] = self.sector()?;
+        let bytes: Vec<u8> = self.gt.iter().flat_map(|e| e.to_le_bytes()).collect();
+        self.pos += write_padded(&mut self.w, &bytes)?;
+        self.gt.iter_mut().for_each(|e| *e = 0);
+        Ok(())
+    }
+
+    /// Writes grain `g` (its marker and compressed data `c`), after the previous span's table.
+    fn write_grain(&mut self, g: u64, c: &[u8]) -> Result<()> {
+        let table = g / GT_ENTRIES;
+        if let Some(t) = self.cur_table
+            && t != table
+        {
+            self.flush_table(t)?;
+        }
+        self.cur_table = Some(table);
+        self.gt[(g % GT_ENTRIES) as usize] = self.sector()?;
+        self.pos += write_padded(&mut self.w, c)?;
+        self.written += 1;
+        Ok(())
+    }
+
+    /// The last grain table, the grain directory, the footer and the end-of-stream marker;
+    /// returns the file's length in sectors.
+    fn finish(mut self, capacity: u64) -> Result<u64> {
+        if let Some(t) = self.cur_table {
+            self.flush_table(t)?;
+        }
+        let gd_bytes: Vec<u8> = self.gd.iter().flat_map(|e| e.to_le_bytes()).collect();
+        let w = &mut self.w;
+        let mut pos = self.pos;
+        pos += write_padded(
+            w,
+            &marker((gd_bytes.len() as u64).div_ceil(SECTOR), MARKER_GD),
+        )?;
+        let gd_offset = pos;
+        pos += write_padded(w, &gd_bytes)?;
+        pos += write_padded(w, &marker(1, MARKER_FOOTER))?;
+        pos += write_padded(w, &header(capacity / SECTOR, gd_offset))?;
+        pos += write_padded(w, &marker(0, MARKER_EOS))?;
+        w.flush()?;
+        Ok(pos)
+    }
 }
 
 #[cfg(test)]

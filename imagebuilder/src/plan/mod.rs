@@ -16,7 +16,7 @@ use sha2::{Digest, Sha256};
 use uuid::Uuid;
 
 use crate::disk::lvm::{self, PE_START};
-use crate::plan::request::{DiskRequest, PartitionRequest};
+use crate::plan::request::{AutopartRequest, DiskRequest, PartitionRequest};
 
 pub mod request;
 mod volumes;
@@ -37,7 +37,7 @@ pub const DEFAULT_PART_MIB: u64 = 1024;
 pub const ESP_MIN_MIB: u64 = 36;
 
 /// GPT partition type GUIDs used by the builder.
-pub mod types {
+pub(crate) mod types {
     pub const BIOS_BOOT: &str = "21686148-6449-6E6F-744E-656564454649";
     pub const ESP: &str = "C12A7328-F81F-11D2-BA4B-00A0C93EC93B";
     pub const XBOOTLDR: &str = "BC13C2FF-59E6-4262-A352-B275FD6F7172";
@@ -228,160 +228,409 @@ fn parse_fstype(s: &str) -> Option<Result<FsKind, &'static str>> {
     }))
 }
 
+/// An error at a kickstart line (0: no line), located in the file by the caller.
+pub(super) type LineError = (usize, String);
+
+/// Refuses the first line the request parser found invalid or unsupported.
+fn check_supported(req: &DiskRequest) -> Result<(), LineError> {
+    if let Some(u) = req.invalid.first() {
+        return Err((u.line, u.value.clone()));
+    }
+    if let Some(u) = req.unsupported.first() {
+        return Err((
+            u.line,
+            format!(
+                "{} is not supported: this builder writes no RAID arrays or btrfs volumes",
+                u.value
+            ),
+        ));
+    }
+    Ok(())
+}
+
+/// The partitions asked for: the `part` lines, `autopart --type=plain`'s /boot and /, and the
+/// /boot of `reqpart --add-boot` when no line asks for one.
+fn wanted_partitions(req: &DiskRequest) -> Result<Vec<PartitionRequest>, LineError> {
+    let mut wanted: Vec<PartitionRequest> = req.partitions.clone();
+    if let Some(auto) = &req.autopart {
+        wanted.extend(autopart_partitions(req, auto)?);
+    }
+    if let Some(rp) = &req.reqpart
+        && rp.add_boot
+        && !wanted.iter().any(|p| p.mountpoint == "/boot")
+    {
+        wanted.push(PartitionRequest {
+            line: rp.line,
+            mountpoint: "/boot".into(),
+            size_mib: Some(BOOT_MIB),
+            ..Default::default()
+        });
+    }
+    Ok(wanted)
+}
+
+/// `autopart --type=plain`'s partitions: /boot and a growing /; alone, with no `part` line.
+fn autopart_partitions(
+    req: &DiskRequest,
+    auto: &AutopartRequest,
+) -> Result<Vec<PartitionRequest>, LineError> {
+    if let Some(p) = req.partitions.first() {
+        return Err((
+            p.line,
+            format!(
+                "`part` cannot be combined with `autopart` (line {})",
+                auto.line
+            ),
+        ));
+    }
+    match auto.kind.as_deref() {
+        Some("plain") => {}
+        Some(other) => {
+            return Err((
+                auto.line,
+                format!("autopart --type={other} is not supported yet; use --type=plain"),
+            ));
+        }
+        None => {
+            return Err((
+                auto.line,
+                "autopart without --type means Anaconda's automatic LVM layout, which is not supported; \
+                 use autopart --type=plain or write part/volgroup/logvol lines".into(),
+            ));
+        }
+    }
+    Ok([("/boot", Some(BOOT_MIB), false), ("/", None, true)]
+        .into_iter()
+        .map(|(mp, size, grow)| PartitionRequest {
+            line: auto.line,
+            mountpoint: mp.into(),
+            fstype: auto.fstype.clone(),
+            size_mib: size,
+            grow,
+            ..Default::default()
+        })
+        .collect())
+}
+
+/// What two partitions may not share: the mount point, the PV name, the BIOS boot role; every
+/// swap partition (the `index`th) is its own.
+fn part_key(part: &LayoutPart, index: usize) -> String {
+    match part.role {
+        Role::Swap => format!("swap#{index}"),
+        Role::BiosBoot => "biosboot".into(),
+        Role::LvmPv => part.pv.clone().unwrap_or_default(),
+        _ => part
+            .fs
+            .as_ref()
+            .map(|f| f.mountpoint.clone())
+            .unwrap_or_default(),
+    }
+}
+
+/// There is a /, and a / on a logical volume has a /boot partition beside it.
+fn check_root(parts: &[LayoutPart], vgs: &[LayoutVg]) -> Result<(), LineError> {
+    let lv_root = vgs
+        .iter()
+        .flat_map(|v| &v.lvs)
+        .find(|l| l.role == Role::Root);
+    if let Some(root) = lv_root
+        && !parts.iter().any(|p| p.role == Role::Boot)
+    {
+        return Err((
+            root.line,
+            "/ is on a logical volume, so /boot needs its own partition (add `part /boot`): \
+             the GRUB this builder installs does not read LVM"
+                .into(),
+        ));
+    }
+    if lv_root.is_none() && !parts.iter().any(|p| p.role == Role::Root) {
+        return Err((
+            0,
+            "no partition for / (add `part / --grow` or `autopart --type=plain`)".into(),
+        ));
+    }
+    Ok(())
+}
+
+/// Disk order: BIOS boot, ESP, /boot, then the kickstart's order (the sort is stable).
+fn disk_rank(role: Role) -> u8 {
+    match role {
+        Role::BiosBoot => 0,
+        Role::Esp => 1,
+        Role::Boot => 2,
+        _ => 3,
+    }
+}
+
+/// The partitions' minimum sizes fit in the largest disk image this builder writes.
+fn check_fixed_total(parts: &[LayoutPart]) -> Result<(), LineError> {
+    let fixed: u64 = parts.iter().map(|p| p.min_mib).sum();
+    if fixed > crate::plan::request::MAX_DISK_MIB {
+        let big = parts.iter().max_by_key(|p| p.min_mib).map_or(0, |p| p.line);
+        return Err((
+            big,
+            format!(
+                "the partitions need {fixed} MiB, more than the largest disk image this builder writes ({} TiB)",
+                (crate::plan::request::MAX_DISK_MIB + 1) >> 20
+            ),
+        ));
+    }
+    Ok(())
+}
+
+/// A partition's minimum size: `--size`, else 1 MiB for `--grow`, else `default`.
+fn min_size(p: &PartitionRequest, default: u64) -> u64 {
+    p.size_mib
+        .unwrap_or(if p.grow { 1 } else { default })
+        .max(1)
+}
+
+/// `--label`, if it fits `kind`'s limit.
+fn fs_label(p: &PartitionRequest, kind: FsKind) -> Result<Option<String>, String> {
+    match &p.label {
+        Some(l) if l.len() > kind.max_label_len() => Err(format!(
+            "label `{l}` is longer than {} characters, the limit for {}",
+            kind.max_label_len(),
+            kind.fstab_type()
+        )),
+        Some(l) => Ok(Some(l.clone())),
+        None => Ok(None),
+    }
+}
+
+/// `part pv.NN`: an LVM physical volume.
+fn lvm_pv_part(p: &PartitionRequest, ids: &IdSource) -> Result<LayoutPart, String> {
+    let mp = p.mountpoint.as_str();
+    if let Some(t) = p.fstype.as_deref()
+        && !t.eq_ignore_ascii_case("lvmpv")
+    {
+        return Err(format!(
+            "`{mp}` is an LVM physical volume, not --fstype={t}"
+        ));
+    }
+    Ok(LayoutPart {
+        line: p.line,
+        role: Role::LvmPv,
+        name: mp.chars().take(36).collect(),
+        type_guid: types::LVM.into(),
+        guid: ids.uuid(&format!("part:{mp}")),
+        fs: None,
+        min_mib: min_size(p, DEFAULT_PART_MIB),
+        grow: p.grow,
+        max_mib: p.maxsize_mib,
+        pv: Some(mp.to_string()),
+    })
+}
+
+/// `part biosboot`: GRUB's core.img, never grown.
+fn bios_boot_part(p: &PartitionRequest, ids: &IdSource) -> LayoutPart {
+    LayoutPart {
+        line: p.line,
+        role: Role::BiosBoot,
+        name: "BIOS-BOOT".into(),
+        type_guid: types::BIOS_BOOT.into(),
+        guid: ids.uuid("part:biosboot"),
+        fs: None,
+        min_mib: min_size(p, BIOSBOOT_MIB),
+        grow: false,
+        max_mib: None,
+        pv: None,
+    }
+}
+
+/// The filesystem of mount point `mp`: `--fstype`, else swap, vfat for the ESP or ext4.
+fn fs_kind(mp: &str, fstype: Option<&str>) -> Result<FsKind, String> {
+    let Some(t) = fstype else {
+        return Ok(match mp {
+            "swap" => FsKind::Swap,
+            "/boot/efi" => FsKind::Vfat,
+            // Anaconda's Fedora default is xfs; ext4 is written without root or a loop device.
+            _ => FsKind::Ext4,
+        });
+    };
+    match parse_fstype(t) {
+        Some(Ok(k)) => Ok(k),
+        Some(Err("lvmpv")) => Err(format!(
+            "--fstype={t} on {mp}: LVM physical volumes are `part pv.NN` lines"
+        )),
+        Some(Err(_)) => Err(format!("--fstype={t} is not a valid fstype for {mp}")),
+        None => Err(format!(
+            "unknown fstype `{t}` (supported: ext4, ext3, xfs, vfat, efi, biosboot, btrfs, swap)"
+        )),
+    }
+}
+
+/// `part swap`; a swap partition is named `swap` and nothing else is swap.
+fn swap_part(p: &PartitionRequest, kind: FsKind, ids: &IdSource) -> Result<LayoutPart, String> {
+    let mp = p.mountpoint.as_str();
+    if mp != "swap" || kind != FsKind::Swap {
+        return Err(format!(
+            "swap must be `part swap` (got {mp} with --fstype={})",
+            kind.fstab_type()
+        ));
+    }
+    let n = p.line;
+    Ok(LayoutPart {
+        line: p.line,
+        role: Role::Swap,
+        name: "swap".into(),
+        type_guid: types::SWAP.into(),
+        guid: ids.uuid(&format!("part:swap:{n}")),
+        fs: Some(Filesystem {
+            kind,
+            mountpoint: "swap".into(),
+            label: fs_label(p, kind)?,
+            uuid: ids.uuid(&format!("fs:swap:{n}")).to_string(),
+            options: p.fsoptions.clone().unwrap_or_else(|| "defaults".into()),
+        }),
+        min_mib: min_size(p, DEFAULT_PART_MIB),
+        grow: p.grow,
+        max_mib: p.maxsize_mib,
+        pv: None,
+    })
+}
+
+/// A mount point is absolute, clean, and not inside the read-only deployment.
+fn check_mountpoint(mp: &str) -> Result<(), String> {
+    if !mp.starts_with('/') {
+        return Err(format!(
+            "`{mp}` is not a mount point (it must start with /)"
+        ));
+    }
+    if mp != "/"
+        && (mp.ends_with('/') || mp.contains("//") || mp.contains("/./") || mp.contains("/../"))
+    {
+        return Err(format!("`{mp}` is not a clean mount point"));
+    }
+    if let Some(d) = DEPLOYMENT_DIRS.iter().find(|d| is_under(mp, d)) {
+        return Err(format!(
+            "{mp} cannot be a separate filesystem: {d} belongs to the read-only OSTree deployment; \
+             only /, /boot…, /var… and paths the tree links into /var (like /home) can be"
+        ));
+    }
+    Ok(())
+}
+
+/// The role, GPT name and type GUID of the partition mounted at `mp`.
+fn mount_role(mp: &str) -> (Role, String, &'static str) {
+    match mp {
+        "/" => (Role::Root, "root".to_string(), types::ROOT_X86_64),
+        "/boot" => (Role::Boot, "boot".to_string(), types::XBOOTLDR),
+        "/boot/efi" => (Role::Esp, "EFI-SYSTEM".to_string(), types::ESP),
+        "/var" => (Role::Data, "var".to_string(), types::VAR),
+        "/home" => (Role::Data, "home".to_string(), types::HOME),
+        _ => (
+            Role::Data,
+            mp.trim_start_matches('/')
+                .replace('/', "-")
+                .chars()
+                .take(36)
+                .collect(),
+            types::LINUX_DATA,
+        ),
+    }
+}
+
+/// The filesystem suits the role (FAT for the ESP only, Linux ones under /boot) and its
+/// partition of `min_mib` can hold it.
+fn check_fs_fits(
+    p: &PartitionRequest,
+    role: Role,
+    kind: FsKind,
+    min_mib: u64,
+) -> Result<(), String> {
+    let mp = p.mountpoint.as_str();
+    if role == Role::Esp && kind != FsKind::Vfat {
+        return Err(format!(
+            "/boot/efi must be vfat or efi, not {}",
+            kind.fstab_type()
+        ));
+    }
+    if role != Role::Esp && kind == FsKind::Vfat && mp.starts_with("/boot") {
+        return Err(format!(
+            "{mp} cannot be vfat: GRUB and ostree need a Linux filesystem there"
+        ));
+    }
+    if role == Role::Esp && min_mib < ESP_MIN_MIB {
+        return Err(format!(
+            "the EFI system partition must be at least {ESP_MIN_MIB} MiB for FAT32 (got {min_mib} MiB)"
+        ));
+    }
+    let xfs_min_mib = crate::fs::xfs::MIN_BYTES / MIB;
+    if kind == FsKind::Xfs
+        && min_mib < xfs_min_mib
+        && (!p.grow || p.maxsize_mib.is_some_and(|m| m < xfs_min_mib))
+    {
+        return Err(format!(
+            "xfs on {mp} needs at least {xfs_min_mib} MiB (mkfs.xfs refuses smaller filesystems); \
+             the partition is {min_mib} MiB"
+        ));
+    }
+    Ok(())
+}
+
+/// A partition holding a filesystem of `kind` mounted at a checked mount point.
+fn mounted_part(p: &PartitionRequest, kind: FsKind, ids: &IdSource) -> Result<LayoutPart, String> {
+    let mp = p.mountpoint.as_str();
+    let (role, name, type_guid) = mount_role(mp);
+    let min_mib = min_size(
+        p,
+        if role == Role::Esp {
+            ESP_MIB
+        } else {
+            DEFAULT_PART_MIB
+        },
+    );
+    check_fs_fits(p, role, kind, min_mib)?;
+    let uuid = if kind == FsKind::Vfat {
+        ids.fat_id(&format!("fs:{mp}"))
+    } else {
+        ids.uuid(&format!("fs:{mp}")).to_string()
+    };
+    let (default_label, default_options) = match role {
+        Role::Esp => (Some("EFI-SYSTEM".to_string()), "umask=0077,shortname=winnt"),
+        _ => (None, "defaults"),
+    };
+    Ok(LayoutPart {
+        line: p.line,
+        role,
+        name,
+        type_guid: type_guid.into(),
+        guid: ids.uuid(&format!("part:{mp}")),
+        fs: Some(Filesystem {
+            kind,
+            mountpoint: mp.into(),
+            label: fs_label(p, kind)?.or(default_label),
+            uuid,
+            options: p
+                .fsoptions
+                .clone()
+                .unwrap_or_else(|| default_options.into()),
+        }),
+        min_mib,
+        grow: p.grow,
+        max_mib: p.maxsize_mib,
+        pv: None,
+    })
+}
+
 impl Layout {
     /// Validates the request and decides roles, filesystems, labels and ids.
     pub fn from_request(req: &DiskRequest, ids: &IdSource) -> Result<Layout, LayoutError> {
-        let err = |line: usize, message: String| LayoutError {
+        let err = |(line, message): LineError| LayoutError {
             source_name: req.source_name.clone(),
             line,
             message,
         };
-        if let Some(u) = req.invalid.first() {
-            return Err(err(u.line, u.value.clone()));
-        }
-        if let Some(u) = req.unsupported.first() {
-            return Err(err(
-                u.line,
-                format!(
-                    "{} is not supported: this builder writes no RAID arrays or btrfs volumes",
-                    u.value
-                ),
-            ));
-        }
-        let mut wanted: Vec<PartitionRequest> = req.partitions.clone();
-        if let Some(auto) = &req.autopart {
-            if let Some(p) = req.partitions.first() {
-                return Err(err(
-                    p.line,
-                    format!(
-                        "`part` cannot be combined with `autopart` (line {})",
-                        auto.line
-                    ),
-                ));
-            }
-            match auto.kind.as_deref() {
-                Some("plain") => {}
-                Some(other) => {
-                    return Err(err(
-                        auto.line,
-                        format!("autopart --type={other} is not supported yet; use --type=plain"),
-                    ));
-                }
-                None => {
-                    return Err(err(
-                        auto.line,
-                        "autopart without --type means Anaconda's automatic LVM layout, which is not supported; \
-                         use autopart --type=plain or write part/volgroup/logvol lines".into(),
-                    ));
-                }
-            }
-            for (mp, size, grow) in [("/boot", Some(BOOT_MIB), false), ("/", None, true)] {
-                wanted.push(PartitionRequest {
-                    line: auto.line,
-                    mountpoint: mp.into(),
-                    fstype: auto.fstype.clone(),
-                    size_mib: size,
-                    grow,
-                    ..Default::default()
-                });
-            }
-        }
-        if let Some(rp) = &req.reqpart
-            && rp.add_boot
-            && !wanted.iter().any(|p| p.mountpoint == "/boot")
-        {
-            wanted.push(PartitionRequest {
-                line: rp.line,
-                mountpoint: "/boot".into(),
-                size_mib: Some(BOOT_MIB),
-                ..Default::default()
-            });
-        }
-
-        let mut parts: Vec<LayoutPart> = Vec::new();
+        check_supported(req).map_err(err)?;
+        let wanted = wanted_partitions(req).map_err(err)?;
         let mut seen: BTreeMap<String, usize> = BTreeMap::new();
-        for p in &wanted {
-            let part = Self::one_part(p, ids).map_err(|m| err(p.line, m))?;
-            let key = match part.role {
-                Role::Swap => format!("swap#{}", parts.len()),
-                Role::BiosBoot => "biosboot".into(),
-                Role::LvmPv => part.pv.clone().unwrap_or_default(),
-                _ => part
-                    .fs
-                    .as_ref()
-                    .map(|f| f.mountpoint.clone())
-                    .unwrap_or_default(),
-            };
-            if let Some(first) = seen.insert(key.clone(), p.line) {
-                let what = if key == "biosboot" {
-                    "biosboot".to_string()
-                } else {
-                    key
-                };
-                return Err(err(
-                    p.line,
-                    format!("two partitions for {what} (the first is on line {first})"),
-                ));
-            }
-            parts.push(part);
-        }
+        let mut parts = Self::requested_parts(&wanted, ids, &mut seen).map_err(err)?;
         let vgs = Self::volume_groups(req, ids, &parts, &mut seen)?;
-        let lv_root = vgs
-            .iter()
-            .flat_map(|v| &v.lvs)
-            .find(|l| l.role == Role::Root);
-        if let Some(root) = lv_root
-            && !parts.iter().any(|p| p.role == Role::Boot)
-        {
-            return Err(err(
-                root.line,
-                "/ is on a logical volume, so /boot needs its own partition (add `part /boot`): \
-                 the GRUB this builder installs does not read LVM"
-                    .into(),
-            ));
-        }
-        if lv_root.is_none() && !parts.iter().any(|p| p.role == Role::Root) {
-            return Err(err(
-                0,
-                "no partition for / (add `part / --grow` or `autopart --type=plain`)".into(),
-            ));
-        }
-        // The platform partitions Anaconda adds for a hybrid BIOS+UEFI x86_64 disk.
-        if !parts.iter().any(|p| p.role == Role::BiosBoot) {
-            let bios = PartitionRequest {
-                mountpoint: "biosboot".into(),
-                size_mib: Some(BIOSBOOT_MIB),
-                ..Default::default()
-            };
-            parts.push(Self::one_part(&bios, ids).map_err(|m| err(0, m))?);
-        }
-        if !parts.iter().any(|p| p.role == Role::Esp) {
-            let esp = PartitionRequest {
-                mountpoint: "/boot/efi".into(),
-                size_mib: Some(ESP_MIB),
-                ..Default::default()
-            };
-            parts.push(Self::one_part(&esp, ids).map_err(|m| err(0, m))?);
-        }
-        // Disk order: BIOS boot, ESP, /boot, then the kickstart's order.
-        let rank = |r: Role| match r {
-            Role::BiosBoot => 0,
-            Role::Esp => 1,
-            Role::Boot => 2,
-            _ => 3,
-        };
-        parts.sort_by_key(|p| rank(p.role));
-        let fixed: u64 = parts.iter().map(|p| p.min_mib).sum();
-        if fixed > crate::plan::request::MAX_DISK_MIB {
-            let big = parts.iter().max_by_key(|p| p.min_mib).map_or(0, |p| p.line);
-            return Err(err(
-                big,
-                format!(
-                    "the partitions need {fixed} MiB, more than the largest disk image this builder writes ({} TiB)",
-                    (crate::plan::request::MAX_DISK_MIB + 1) >> 20
-                ),
-            ));
-        }
+        check_root(&parts, &vgs).map_err(err)?;
+        Self::add_platform_parts(&mut parts, ids).map_err(err)?;
+        parts.sort_by_key(|p| disk_rank(p.role));
+        check_fixed_total(&parts).map_err(err)?;
         Ok(Layout {
             source_name: req.source_name.clone(),
             disk_guid: ids.uuid("disk"),
@@ -390,31 +639,51 @@ impl Layout {
         })
     }
 
+    /// Validates each wanted partition, refusing two for the same thing; `seen` records the
+    /// line of each (see [`part_key`]).
+    fn requested_parts(
+        wanted: &[PartitionRequest],
+        ids: &IdSource,
+        seen: &mut BTreeMap<String, usize>,
+    ) -> Result<Vec<LayoutPart>, LineError> {
+        let mut parts: Vec<LayoutPart> = Vec::new();
+        for p in wanted {
+            let part = Self::one_part(p, ids).map_err(|m| (p.line, m))?;
+            let key = part_key(&part, parts.len());
+            if let Some(first) = seen.insert(key.clone(), p.line) {
+                return Err((
+                    p.line,
+                    format!("two partitions for {key} (the first is on line {first})"),
+                ));
+            }
+            parts.push(part);
+        }
+        Ok(parts)
+    }
+
+    /// Adds the platform partitions Anaconda adds for a hybrid BIOS+UEFI x86_64 disk, where the
+    /// kickstart has none.
+    fn add_platform_parts(parts: &mut Vec<LayoutPart>, ids: &IdSource) -> Result<(), LineError> {
+        for (role, mountpoint, size) in [
+            (Role::BiosBoot, "biosboot", BIOSBOOT_MIB),
+            (Role::Esp, "/boot/efi", ESP_MIB),
+        ] {
+            if !parts.iter().any(|p| p.role == role) {
+                let platform = PartitionRequest {
+                    mountpoint: mountpoint.into(),
+                    size_mib: Some(size),
+                    ..Default::default()
+                };
+                parts.push(Self::one_part(&platform, ids).map_err(|m| (0, m))?);
+            }
+        }
+        Ok(())
+    }
+
     fn one_part(p: &PartitionRequest, ids: &IdSource) -> Result<LayoutPart, String> {
         let mp = p.mountpoint.as_str();
         if mp.starts_with("pv.") {
-            if let Some(t) = p.fstype.as_deref()
-                && !t.eq_ignore_ascii_case("lvmpv")
-            {
-                return Err(format!(
-                    "`{mp}` is an LVM physical volume, not --fstype={t}"
-                ));
-            }
-            return Ok(LayoutPart {
-                line: p.line,
-                role: Role::LvmPv,
-                name: mp.chars().take(36).collect(),
-                type_guid: types::LVM.into(),
-                guid: ids.uuid(&format!("part:{mp}")),
-                fs: None,
-                min_mib: p
-                    .size_mib
-                    .unwrap_or(if p.grow { 1 } else { DEFAULT_PART_MIB })
-                    .max(1),
-                grow: p.grow,
-                max_mib: p.maxsize_mib,
-                pv: Some(mp.to_string()),
-            });
+            return lvm_pv_part(p, ids);
         }
         if mp.starts_with("raid.") {
             return Err(format!("RAID member `{mp}` is not supported yet"));
@@ -422,188 +691,24 @@ impl Layout {
         if mp.starts_with("btrfs.") {
             return Err(format!("btrfs volume member `{mp}` is not supported yet"));
         }
-        let fstype = p.fstype.as_deref();
-        let is_bios =
-            mp == "biosboot" || fstype.is_some_and(|t| t.eq_ignore_ascii_case("biosboot"));
         if let Some(t) = p.maxsize_mib
             && let Some(s) = p.size_mib
             && t < s
         {
             return Err(format!("--maxsize={t} is smaller than --size={s}"));
         }
-        let label_for = |kind: FsKind| -> Result<Option<String>, String> {
-            match &p.label {
-                Some(l) if l.len() > kind.max_label_len() => Err(format!(
-                    "label `{l}` is longer than {} characters, the limit for {}",
-                    kind.max_label_len(),
-                    kind.fstab_type()
-                )),
-                Some(l) => Ok(Some(l.clone())),
-                None => Ok(None),
-            }
-        };
-        let size = |default: u64| {
-            p.size_mib
-                .unwrap_or(if p.grow { 1 } else { default })
-                .max(1)
-        };
-        if is_bios {
-            return Ok(LayoutPart {
-                line: p.line,
-                role: Role::BiosBoot,
-                name: "BIOS-BOOT".into(),
-                type_guid: types::BIOS_BOOT.into(),
-                guid: ids.uuid("part:biosboot"),
-                fs: None,
-                min_mib: size(BIOSBOOT_MIB),
-                grow: false,
-                max_mib: None,
-                pv: None,
-            });
+        let fstype = p.fstype.as_deref();
+        if mp == "biosboot" || fstype.is_some_and(|t| t.eq_ignore_ascii_case("biosboot")) {
+            return Ok(bios_boot_part(p, ids));
         }
-        let kind = match fstype {
-            None if mp == "swap" => FsKind::Swap,
-            None if mp == "/boot/efi" => FsKind::Vfat,
-            // Anaconda's Fedora default is xfs; ext4 is written without root or a loop device.
-            None => FsKind::Ext4,
-            Some(t) => match parse_fstype(t) {
-                Some(Ok(k)) => k,
-                Some(Err("lvmpv")) => {
-                    return Err(format!(
-                        "--fstype={t} on {mp}: LVM physical volumes are `part pv.NN` lines"
-                    ));
-                }
-                Some(Err(_)) => return Err(format!("--fstype={t} is not a valid fstype for {mp}")),
-                None => {
-                    return Err(format!(
-                        "unknown fstype `{t}` (supported: ext4, ext3, xfs, vfat, efi, biosboot, btrfs, swap)"
-                    ));
-                }
-            },
-        };
+        let kind = fs_kind(mp, fstype)?;
         if mp == "swap" || kind == FsKind::Swap {
-            if mp != "swap" || kind != FsKind::Swap {
-                return Err(format!(
-                    "swap must be `part swap` (got {mp} with --fstype={})",
-                    kind.fstab_type()
-                ));
-            }
-            let n = p.line;
-            return Ok(LayoutPart {
-                line: p.line,
-                role: Role::Swap,
-                name: "swap".into(),
-                type_guid: types::SWAP.into(),
-                guid: ids.uuid(&format!("part:swap:{n}")),
-                fs: Some(Filesystem {
-                    kind,
-                    mountpoint: "swap".into(),
-                    label: label_for(kind)?,
-                    uuid: ids.uuid(&format!("fs:swap:{n}")).to_string(),
-                    options: p.fsoptions.clone().unwrap_or_else(|| "defaults".into()),
-                }),
-                min_mib: size(DEFAULT_PART_MIB),
-                grow: p.grow,
-                max_mib: p.maxsize_mib,
-                pv: None,
-            });
+            return swap_part(p, kind, ids);
         }
-        if !mp.starts_with('/') {
-            return Err(format!(
-                "`{mp}` is not a mount point (it must start with /)"
-            ));
-        }
-        if mp != "/"
-            && (mp.ends_with('/') || mp.contains("//") || mp.contains("/./") || mp.contains("/../"))
-        {
-            return Err(format!("`{mp}` is not a clean mount point"));
-        }
-        if let Some(d) = DEPLOYMENT_DIRS.iter().find(|d| is_under(mp, d)) {
-            return Err(format!(
-                "{mp} cannot be a separate filesystem: {d} belongs to the read-only OSTree deployment; \
-                 only /, /boot…, /var… and paths the tree links into /var (like /home) can be"
-            ));
-        }
-        let (role, name, type_guid) = match mp {
-            "/" => (Role::Root, "root".to_string(), types::ROOT_X86_64),
-            "/boot" => (Role::Boot, "boot".to_string(), types::XBOOTLDR),
-            "/boot/efi" => (Role::Esp, "EFI-SYSTEM".to_string(), types::ESP),
-            "/var" => (Role::Data, "var".to_string(), types::VAR),
-            "/home" => (Role::Data, "home".to_string(), types::HOME),
-            _ => (
-                Role::Data,
-                mp.trim_start_matches('/')
-                    .replace('/', "-")
-                    .chars()
-                    .take(36)
-                    .collect(),
-                types::LINUX_DATA,
-            ),
-        };
-        if role == Role::Esp && kind != FsKind::Vfat {
-            return Err(format!(
-                "/boot/efi must be vfat or efi, not {}",
-                kind.fstab_type()
-            ));
-        }
-        if role != Role::Esp && kind == FsKind::Vfat && mp.starts_with("/boot") {
-            return Err(format!(
-                "{mp} cannot be vfat: GRUB and ostree need a Linux filesystem there"
-            ));
-        }
-        let min_mib = size(if role == Role::Esp {
-            ESP_MIB
-        } else {
-            DEFAULT_PART_MIB
-        });
-        if role == Role::Esp && min_mib < ESP_MIN_MIB {
-            return Err(format!(
-                "the EFI system partition must be at least {ESP_MIN_MIB} MiB for FAT32 (got {min_mib} MiB)"
-            ));
-        }
-        let xfs_min_mib = crate::fs::xfs::MIN_BYTES / MIB;
-        if kind == FsKind::Xfs
-            && min_mib < xfs_min_mib
-            && (!p.grow || p.maxsize_mib.is_some_and(|m| m < xfs_min_mib))
-        {
-            return Err(format!(
-                "xfs on {mp} needs at least {xfs_min_mib} MiB (mkfs.xfs refuses smaller filesystems); \
-                 the partition is {min_mib} MiB"
-            ));
-        }
-        let uuid = if kind == FsKind::Vfat {
-            ids.fat_id(&format!("fs:{mp}"))
-        } else {
-            ids.uuid(&format!("fs:{mp}")).to_string()
-        };
-        let default_label = match role {
-            Role::Esp => Some("EFI-SYSTEM".to_string()),
-            _ => None,
-        };
-        Ok(LayoutPart {
-            line: p.line,
-            role,
-            name,
-            type_guid: type_guid.into(),
-            guid: ids.uuid(&format!("part:{mp}")),
-            fs: Some(Filesystem {
-                kind,
-                mountpoint: mp.into(),
-                label: label_for(kind)?.or(default_label),
-                uuid,
-                options: p.fsoptions.clone().unwrap_or_else(|| match role {
-                    Role::Esp => "umask=0077,shortname=winnt".into(),
-                    _ => "defaults".into(),
-                }),
-            }),
-            min_mib,
-            grow: p.grow,
-            max_mib: p.maxsize_mib,
-            pv: None,
-        })
+        check_mountpoint(mp)?;
+        mounted_part(p, kind, ids)
     }
 
-    /// The filesystems to create, in mount order (parents before children).
     /// A located error about the filesystem mounted at `mountpoint` (its `part` or `logvol` line).
     pub fn error_at(&self, mountpoint: &str, message: String) -> LayoutError {
         let line = self
@@ -627,6 +732,7 @@ impl Layout {
         }
     }
 
+    /// The filesystems to create, in mount order (parents before children).
     pub fn filesystems(&self) -> Vec<&Filesystem> {
         let mut v: Vec<&Filesystem> = self
             .parts
@@ -685,16 +791,42 @@ impl Layout {
         needs: &BTreeMap<String, u64>,
         total_bytes: Option<u64>,
     ) -> Result<DiskPlan, LayoutError> {
-        let err = |line: usize, message: String| LayoutError {
+        let err = |(line, message): LineError| LayoutError {
             source_name: self.source_name.clone(),
             line,
             message,
         };
-        // What each volume group needs, put on its last growable PV.
+        let vg_needs = self.volume_group_needs(needs).map_err(err)?;
+        let mut sizes = self
+            .parts
+            .iter()
+            .map(|p| part_size(p, content_need_mib(p, needs, &vg_needs.pv_mib)))
+            .collect::<Result<Vec<u64>, LineError>>()
+            .map_err(err)?;
+        let total_mib = grow_to_total(&self.parts, &mut sizes, total_bytes).map_err(err)?;
+        let partitions = self.place_partitions(&sizes);
+        let volume_groups = self
+            .vgs
+            .iter()
+            .zip(&vg_needs.lv_bases)
+            .map(|(vg, bases)| vg.place(&partitions, bases))
+            .collect::<Result<Vec<VolumeGroup>, LineError>>()
+            .map_err(err)?;
+        Ok(DiskPlan {
+            size_bytes: total_mib * MIB,
+            sector_size: SECTOR,
+            disk_guid: self.disk_guid,
+            partitions,
+            volume_groups,
+        })
+    }
+
+    /// What the volume groups need of their PVs, for content needing `needs`.
+    fn volume_group_needs(&self, needs: &BTreeMap<String, u64>) -> Result<VgNeeds<'_>, LineError> {
         let mut pv_need: BTreeMap<&str, u64> = BTreeMap::new();
         let mut lv_base: Vec<Vec<LvBase>> = Vec::new();
         for vg in &self.vgs {
-            let (bases, min_extents) = vg.minimum(needs).map_err(|(l, m)| err(l, m))?;
+            let (bases, min_extents) = vg.minimum(needs)?;
             lv_base.push(bases);
             let members: Vec<&LayoutPart> = vg
                 .pvs
@@ -713,74 +845,17 @@ impl Layout {
                 pv_need.insert(grow.pv.as_deref().unwrap_or_default(), bytes.div_ceil(MIB));
             }
         }
-        let mut sizes = Vec::with_capacity(self.parts.len());
-        for p in &self.parts {
-            let need_mib = match &p.pv {
-                Some(n) => pv_need.get(n.as_str()).copied().unwrap_or(0),
-                None => {
-                    p.fs.as_ref()
-                        .and_then(|f| needs.get(&f.mountpoint))
-                        .map(|b| b.div_ceil(MIB))
-                        .unwrap_or(0)
-                }
-            };
-            let what =
-                p.fs.as_ref()
-                    .map(|f| f.mountpoint.clone())
-                    .unwrap_or_else(|| p.name.clone());
-            let mut mib = p.min_mib;
-            if need_mib > mib {
-                if !p.grow {
-                    return Err(err(
-                        p.line,
-                        format!(
-                            "the partition for {what} is {mib} MiB but its content needs about {need_mib} MiB \
-                             (use --size={need_mib} or --grow)"
-                        ),
-                    ));
-                }
-                if let Some(max) = p.max_mib
-                    && need_mib > max
-                {
-                    return Err(err(
-                        p.line,
-                        format!(
-                            "the partition for {what} may grow to {max} MiB (--maxsize) but its content \
-                             needs about {need_mib} MiB"
-                        ),
-                    ));
-                }
-                mib = need_mib;
-            }
-            sizes.push(mib);
-        }
-        // 1 MiB before the first partition, at least 1 MiB after the last (backup GPT).
-        let used_mib: u64 = sizes.iter().sum::<u64>() + 2;
-        let mut total_mib = used_mib;
-        if let Some(t) = total_bytes {
-            let t_mib = t / MIB;
-            if t_mib < used_mib {
-                return Err(err(
-                    0,
-                    format!(
-                        "--size {t_mib} MiB is too small: the layout needs at least {used_mib} MiB"
-                    ),
-                ));
-            }
-            let extra = t_mib - used_mib;
-            if let Some(i) = self.parts.iter().rposition(|p| p.grow) {
-                let p = &self.parts[i];
-                let grown = match p.max_mib {
-                    Some(max) => (sizes[i] + extra).min(max.max(sizes[i])),
-                    None => sizes[i] + extra,
-                };
-                sizes[i] = grown;
-            }
-            total_mib = t_mib;
-        }
+        Ok(VgNeeds {
+            pv_mib: pv_need,
+            lv_bases: lv_base,
+        })
+    }
+
+    /// The partitions placed one after the other from [`FIRST_LBA`], `sizes` MiB each.
+    fn place_partitions(&self, sizes: &[u64]) -> Vec<Partition> {
         let mut lba = FIRST_LBA;
         let mut partitions = Vec::new();
-        for (i, (p, mib)) in self.parts.iter().zip(&sizes).enumerate() {
+        for (i, (p, mib)) in self.parts.iter().zip(sizes).enumerate() {
             let sectors = mib * MIB / SECTOR;
             partitions.push(Partition {
                 number: i as u32 + 1,
@@ -792,34 +867,118 @@ impl Layout {
                 sectors,
                 attributes: if p.role == Role::BiosBoot { 1 << 2 } else { 0 },
                 line: p.line,
-                content: match (&p.fs, &p.pv) {
-                    (Some(f), _) => Content::Filesystem(f.clone()),
-                    (None, Some(pv)) => Content::LvmPv {
-                        vg: self
-                            .vgs
-                            .iter()
-                            .find(|g| g.pvs.contains(pv))
-                            .map(|g| g.name.clone())
-                            .unwrap_or_default(),
-                        pv: pv.clone(),
-                    },
-                    (None, None) => Content::BiosBoot,
-                },
+                content: self.content(p),
             });
             lba += sectors;
         }
-        let mut volume_groups = Vec::new();
-        for (vg, bases) in self.vgs.iter().zip(&lv_base) {
-            volume_groups.push(vg.place(&partitions, bases).map_err(|(l, m)| err(l, m))?);
-        }
-        Ok(DiskPlan {
-            size_bytes: total_mib * MIB,
-            sector_size: SECTOR,
-            disk_guid: self.disk_guid,
-            partitions,
-            volume_groups,
-        })
+        partitions
     }
+
+    /// What partition `p` holds: its filesystem, its volume group's PV, or GRUB's core.img.
+    fn content(&self, p: &LayoutPart) -> Content {
+        match (&p.fs, &p.pv) {
+            (Some(f), _) => Content::Filesystem(f.clone()),
+            (None, Some(pv)) => Content::LvmPv {
+                vg: self
+                    .vgs
+                    .iter()
+                    .find(|g| g.pvs.contains(pv))
+                    .map(|g| g.name.clone())
+                    .unwrap_or_default(),
+                pv: pv.clone(),
+            },
+            (None, None) => Content::BiosBoot,
+        }
+    }
+}
+
+/// What [`Layout::allocate`] works out for the volume groups before sizing the partitions.
+struct VgNeeds<'a> {
+    /// What each group needs beyond its PVs' minimum sizes, put on its last growable PV: MiB by
+    /// PV name.
+    pv_mib: BTreeMap<&'a str, u64>,
+    /// Each group's logical volume base sizes, in `Layout::vgs` order.
+    lv_bases: Vec<Vec<LvBase>>,
+}
+
+/// MiB the content of partition `p` needs: its filesystem's share of `needs`, or for a PV its
+/// volume group's share of `pv_need`.
+fn content_need_mib(
+    p: &LayoutPart,
+    needs: &BTreeMap<String, u64>,
+    pv_need: &BTreeMap<&str, u64>,
+) -> u64 {
+    match &p.pv {
+        Some(n) => pv_need.get(n.as_str()).copied().unwrap_or(0),
+        None => {
+            p.fs.as_ref()
+                .and_then(|f| needs.get(&f.mountpoint))
+                .map(|b| b.div_ceil(MIB))
+                .unwrap_or(0)
+        }
+    }
+}
+
+/// The size of partition `p` in MiB: its minimum, grown to `need_mib` if it may grow that far.
+fn part_size(p: &LayoutPart, need_mib: u64) -> Result<u64, LineError> {
+    let mib = p.min_mib;
+    if need_mib <= mib {
+        return Ok(mib);
+    }
+    let what =
+        p.fs.as_ref()
+            .map(|f| f.mountpoint.clone())
+            .unwrap_or_else(|| p.name.clone());
+    if !p.grow {
+        return Err((
+            p.line,
+            format!(
+                "the partition for {what} is {mib} MiB but its content needs about {need_mib} MiB \
+                 (use --size={need_mib} or --grow)"
+            ),
+        ));
+    }
+    if let Some(max) = p.max_mib
+        && need_mib > max
+    {
+        return Err((
+            p.line,
+            format!(
+                "the partition for {what} may grow to {max} MiB (--maxsize) but its content \
+                 needs about {need_mib} MiB"
+            ),
+        ));
+    }
+    Ok(need_mib)
+}
+
+/// The disk's size in MiB: the partitions, 1 MiB before the first and at least 1 MiB after the
+/// last (backup GPT); or `total_bytes` (`--size`), whose room beyond that grows the last
+/// `--grow` partition in `sizes` up to its `--maxsize`.
+fn grow_to_total(
+    parts: &[LayoutPart],
+    sizes: &mut [u64],
+    total_bytes: Option<u64>,
+) -> Result<u64, LineError> {
+    let used_mib: u64 = sizes.iter().sum::<u64>() + 2;
+    let Some(t) = total_bytes else {
+        return Ok(used_mib);
+    };
+    let t_mib = t / MIB;
+    if t_mib < used_mib {
+        return Err((
+            0,
+            format!("--size {t_mib} MiB is too small: the layout needs at least {used_mib} MiB"),
+        ));
+    }
+    let extra = t_mib - used_mib;
+    if let Some(i) = parts.iter().rposition(|p| p.grow) {
+        sizes[i] = match parts[i].max_mib {
+            Some(max) => (sizes[i] + extra).min(max.max(sizes[i])),
+            None => sizes[i] + extra,
+        };
+    }
+    Ok(t_mib)
 }
 
 /// The disk as it will be written.
@@ -893,7 +1052,8 @@ impl DiskPlan {
     }
 
     /// The filesystem that holds `path` (the deepest mount point that is a prefix of it).
-    pub fn filesystem_for(&self, path: &str) -> Option<&Filesystem> {
+    #[cfg(test)]
+    pub(crate) fn filesystem_for(&self, path: &str) -> Option<&Filesystem> {
         self.filesystems()
             .into_iter()
             .map(|(f, _, _)| f)

@@ -9,8 +9,8 @@ use serde::Serialize;
 use sha2::{Digest, Sha256};
 
 use super::{
-    Content, DiskRequest, Filesystem, IdSource, Layout, LayoutError, LayoutPart, MIB, Partition,
-    PartitionRequest, Role, is_under,
+    Content, DiskRequest, Filesystem, IdSource, Layout, LayoutError, LayoutPart, LineError, MIB,
+    Partition, PartitionRequest, Role, is_under,
 };
 use crate::disk::lvm::{self, PE_START};
 use crate::plan::request::{LogVolRequest, VolGroupRequest};
@@ -53,17 +53,29 @@ impl Layout {
         parts: &[LayoutPart],
         seen: &mut BTreeMap<String, usize>,
     ) -> Result<Vec<LayoutVg>, LayoutError> {
-        let err = |line: usize, message: String| LayoutError {
+        let err = |(line, message): LineError| LayoutError {
             source_name: req.source_name.clone(),
             line,
             message,
         };
+        let mut vgs = Self::validated_vgs(req, ids, parts).map_err(err)?;
+        Self::add_lvs(req, ids, &mut vgs, seen).map_err(err)?;
+        check_percent_totals(&vgs).map_err(err)?;
+        Ok(vgs)
+    }
+
+    /// The `volgroup` lines, each name once and each `part pv.NN` in exactly one group.
+    fn validated_vgs(
+        req: &DiskRequest,
+        ids: &IdSource,
+        parts: &[LayoutPart],
+    ) -> Result<Vec<LayoutVg>, LineError> {
         let mut vgs: Vec<LayoutVg> = Vec::new();
         let mut owner: BTreeMap<&str, (&str, usize)> = BTreeMap::new();
         for v in &req.volgroups {
-            let vg = Self::one_vg(v, ids, parts, &mut owner).map_err(|m| err(v.line, m))?;
+            let vg = Self::one_vg(v, ids, parts, &mut owner).map_err(|m| (v.line, m))?;
             if let Some(first) = vgs.iter().find(|x| x.name == vg.name) {
-                return Err(err(
+                return Err((
                     v.line,
                     format!(
                         "two volume groups named {} (the first is on line {})",
@@ -77,7 +89,7 @@ impl Layout {
             .iter()
             .find(|p| p.pv.as_deref().is_some_and(|n| !owner.contains_key(n)))
         {
-            return Err(err(
+            return Err((
                 p.line,
                 format!(
                     "physical volume `{}` is not in any volume group (add it to a `volgroup` line)",
@@ -85,14 +97,25 @@ impl Layout {
                 ),
             ));
         }
+        Ok(vgs)
+    }
+
+    /// Adds the `logvol` lines to their volume groups: each name once in its group, and no mount
+    /// point shared with a partition or another volume (`seen`, as in [`Layout::from_request`]).
+    fn add_lvs(
+        req: &DiskRequest,
+        ids: &IdSource,
+        vgs: &mut [LayoutVg],
+        seen: &mut BTreeMap<String, usize>,
+    ) -> Result<(), LineError> {
         for l in &req.logvols {
-            let lv = Self::one_lv(l, ids, req, &vgs).map_err(|m| err(l.line, m))?;
+            let lv = Self::one_lv(l, ids, req, vgs).map_err(|m| (l.line, m))?;
             let vg = vgs
                 .iter_mut()
                 .find(|v| v.name == l.vgname)
                 .expect("checked by one_lv");
             if let Some(first) = vg.lvs.iter().find(|x| x.name == lv.name) {
-                return Err(err(
+                return Err((
                     l.line,
                     format!(
                         "two logical volumes named {} in volume group {} (the first is on line {})",
@@ -105,31 +128,14 @@ impl Layout {
                 _ => lv.fs.mountpoint.clone(),
             };
             if let Some(first) = seen.insert(key.clone(), l.line) {
-                return Err(err(
+                return Err((
                     l.line,
                     format!("two partitions or volumes for {key} (the first is on line {first})"),
                 ));
             }
             vg.lvs.push(lv);
         }
-        for vg in &vgs {
-            let total: u64 = vg.lvs.iter().filter_map(|l| l.percent).sum();
-            if total > 100 {
-                let last = vg
-                    .lvs
-                    .iter()
-                    .rfind(|l| l.percent.is_some())
-                    .map_or(0, |l| l.line);
-                return Err(err(
-                    last,
-                    format!(
-                        "the --percent values of volume group {} add up to {total}%, more than 100%",
-                        vg.name
-                    ),
-                ));
-            }
-        }
-        Ok(vgs)
+        Ok(())
     }
 
     fn one_vg<'a>(
@@ -200,61 +206,9 @@ impl Layout {
         vgs: &[LayoutVg],
     ) -> Result<LayoutLv, String> {
         if l.thin || l.thin_pool {
-            if l.thin
-                && let Some(pool) = &l.pool_name
-                && !req
-                    .logvols
-                    .iter()
-                    .any(|x| x.thin_pool && x.vgname == l.vgname && &x.name == pool)
-            {
-                return Err(format!(
-                    "thin volume {} names pool `{pool}`, but no `logvol --thinpool --name={pool} \
-                     --vgname={}` exists",
-                    l.name, l.vgname
-                ));
-            }
-            return Err(
-                "thin provisioning (`logvol --thinpool`/`--thin`) is not supported; use plain \
-                 logical volumes (space left free in the volume group stays free, e.g. for \
-                 docker-storage-setup's thin pool)"
-                    .into(),
-            );
+            return Err(thin_refusal(l, req));
         }
-        if l.preexist {
-            return Err(
-                "logvol --useexisting/--noformat: a new image has no existing volumes".into(),
-            );
-        }
-        if l.encrypted {
-            return Err("logvol --encrypted is not supported".into());
-        }
-        if !vgs.iter().any(|v| v.name == l.vgname) {
-            return Err(format!(
-                "logvol {} names volume group `{}`, which no `volgroup` line defines",
-                l.mountpoint, l.vgname
-            ));
-        }
-        if !lvm::valid_name(&l.name) {
-            return Err(format!(
-                "`{}` is not a valid logical volume name (letters, digits, `+_.-`)",
-                l.name
-            ));
-        }
-        match l.percent {
-            Some(0) => return Err("--percent must be at least 1".into()),
-            Some(p) if p > 100 => return Err(format!("--percent={p} is more than 100")),
-            _ => {}
-        }
-        if l.size_mib.is_none() && l.percent.is_none() && !l.grow {
-            return Err("logvol needs --size, --percent or --grow".into());
-        }
-        if is_under(&l.mountpoint, "/boot") {
-            return Err(format!(
-                "{} cannot be on a logical volume: the GRUB this builder installs does not read \
-                 LVM (use `part {}`)",
-                l.mountpoint, l.mountpoint
-            ));
-        }
+        check_lv(l, vgs)?;
         let as_part = PartitionRequest {
             line: l.line,
             mountpoint: l.mountpoint.clone(),
@@ -291,6 +245,88 @@ impl Layout {
     }
 }
 
+/// Why a thin pool or thin volume is refused: a thin volume naming a missing pool says so first.
+fn thin_refusal(l: &LogVolRequest, req: &DiskRequest) -> String {
+    if l.thin
+        && let Some(pool) = &l.pool_name
+        && !req
+            .logvols
+            .iter()
+            .any(|x| x.thin_pool && x.vgname == l.vgname && &x.name == pool)
+    {
+        return format!(
+            "thin volume {} names pool `{pool}`, but no `logvol --thinpool --name={pool} \
+             --vgname={}` exists",
+            l.name, l.vgname
+        );
+    }
+    "thin provisioning (`logvol --thinpool`/`--thin`) is not supported; use plain \
+     logical volumes (space left free in the volume group stays free, e.g. for \
+     docker-storage-setup's thin pool)"
+        .into()
+}
+
+/// A `logvol` this builder can write: a new, unencrypted, plainly sized volume, validly named,
+/// in a defined volume group, and not under /boot.
+fn check_lv(l: &LogVolRequest, vgs: &[LayoutVg]) -> Result<(), String> {
+    if l.preexist {
+        return Err("logvol --useexisting/--noformat: a new image has no existing volumes".into());
+    }
+    if l.encrypted {
+        return Err("logvol --encrypted is not supported".into());
+    }
+    if !vgs.iter().any(|v| v.name == l.vgname) {
+        return Err(format!(
+            "logvol {} names volume group `{}`, which no `volgroup` line defines",
+            l.mountpoint, l.vgname
+        ));
+    }
+    if !lvm::valid_name(&l.name) {
+        return Err(format!(
+            "`{}` is not a valid logical volume name (letters, digits, `+_.-`)",
+            l.name
+        ));
+    }
+    match l.percent {
+        Some(0) => return Err("--percent must be at least 1".into()),
+        Some(p) if p > 100 => return Err(format!("--percent={p} is more than 100")),
+        _ => {}
+    }
+    if l.size_mib.is_none() && l.percent.is_none() && !l.grow {
+        return Err("logvol needs --size, --percent or --grow".into());
+    }
+    if is_under(&l.mountpoint, "/boot") {
+        return Err(format!(
+            "{} cannot be on a logical volume: the GRUB this builder installs does not read \
+             LVM (use `part {}`)",
+            l.mountpoint, l.mountpoint
+        ));
+    }
+    Ok(())
+}
+
+/// The `--percent` values of each volume group add up to at most 100.
+fn check_percent_totals(vgs: &[LayoutVg]) -> Result<(), LineError> {
+    for vg in vgs {
+        let total: u64 = vg.lvs.iter().filter_map(|l| l.percent).sum();
+        if total > 100 {
+            let last = vg
+                .lvs
+                .iter()
+                .rfind(|l| l.percent.is_some())
+                .map_or(0, |l| l.line);
+            return Err((
+                last,
+                format!(
+                    "the --percent values of volume group {} add up to {total}%, more than 100%",
+                    vg.name
+                ),
+            ));
+        }
+    }
+    Ok(())
+}
+
 /// Extents a PV of `bytes` holds.
 pub(super) fn pv_extents(bytes: u64, extent_size: u64) -> u64 {
     bytes.saturating_sub(PE_START) / extent_size
@@ -304,8 +340,6 @@ pub(super) enum LvBase {
     /// `--percent` of the VG, but at least this many extents for the content.
     Percent(u64, u64),
 }
-
-type LineError = (usize, String);
 
 impl LayoutVg {
     fn extents_of(&self, bytes: u64) -> u64 {
@@ -398,6 +432,27 @@ impl LayoutVg {
         partitions: &[Partition],
         bases: &[LvBase],
     ) -> Result<VolumeGroup, LineError> {
+        let mut pvs = self.physical_volumes(partitions)?;
+        let total: u64 = pvs.iter().map(|p| p.pe_count).sum();
+        let extents = self.lv_extents(bases, total)?;
+        let lvs = self.first_fit(&pvs, &extents)?;
+        for (i, pv) in pvs.iter_mut().enumerate() {
+            pv.id = self.pv_id(i);
+        }
+        Ok(VolumeGroup {
+            line: self.line,
+            name: self.name.clone(),
+            id: self.id.clone(),
+            extent_size: self.extent_size,
+            total_extents: total,
+            free_extents: total - extents.iter().sum::<u64>(),
+            pvs,
+            lvs,
+        })
+    }
+
+    /// The group's PVs on their placed partitions (ids not yet set), each holding an extent.
+    fn physical_volumes(&self, partitions: &[Partition]) -> Result<Vec<PhysicalVolume>, LineError> {
         let mut pvs = Vec::new();
         for name in &self.pvs {
             let part = partitions
@@ -424,7 +479,11 @@ impl LayoutVg {
                 pe_count,
             });
         }
-        let total: u64 = pvs.iter().map(|p| p.pe_count).sum();
+        Ok(pvs)
+    }
+
+    /// Each LV's extents in a group of `total`: its base size, `--grow` ones sharing what is left.
+    fn lv_extents(&self, bases: &[LvBase], total: u64) -> Result<Vec<u64>, LineError> {
         let reserved = self.reserved(total);
         let mut extents: Vec<u64> = bases
             .iter()
@@ -451,7 +510,13 @@ impl LayoutVg {
                 ));
             }
         }
-        // --grow LVs share what is left, up to their --maxsize.
+        self.grow_lvs(&mut extents, used, total);
+        Ok(extents)
+    }
+
+    /// `--grow` LVs share the `total - used` extents left, in equal rounds, up to their
+    /// `--maxsize`.
+    fn grow_lvs(&self, extents: &mut [u64], mut used: u64, total: u64) {
         loop {
             let free = total - used;
             let growing: Vec<usize> = (0..self.lvs.len())
@@ -477,10 +542,17 @@ impl LayoutVg {
                 used += add;
             }
         }
-        // First fit, in kickstart order; an LV stays on one PV (one linear segment).
+    }
+
+    /// Places the LVs first fit, in kickstart order; an LV stays on one PV (one linear segment).
+    fn first_fit(
+        &self,
+        pvs: &[PhysicalVolume],
+        extents: &[u64],
+    ) -> Result<Vec<LogicalVolume>, LineError> {
         let mut next: Vec<u64> = vec![0; pvs.len()];
         let mut lvs = Vec::new();
-        for (lv, e) in self.lvs.iter().zip(&extents) {
+        for (lv, e) in self.lvs.iter().zip(extents) {
             let Some(i) = (0..pvs.len()).find(|&i| pvs[i].pe_count - next[i] >= *e) else {
                 return Err((
                     lv.line,
@@ -506,19 +578,7 @@ impl LayoutVg {
             });
             next[i] += e;
         }
-        for (i, pv) in pvs.iter_mut().enumerate() {
-            pv.id = self.pv_id(i);
-        }
-        Ok(VolumeGroup {
-            line: self.line,
-            name: self.name.clone(),
-            id: self.id.clone(),
-            extent_size: self.extent_size,
-            total_extents: total,
-            free_extents: total - extents.iter().sum::<u64>(),
-            pvs,
-            lvs,
-        })
+        Ok(lvs)
     }
 
     fn pv_id(&self, i: usize) -> String {

@@ -35,6 +35,19 @@ fn quote(s: &OsStr) -> String {
     }
 }
 
+/// A command that ran and exited unsuccessfully; a caller that must tell its failures apart (a
+/// helper script's exit codes) finds it with `downcast_ref` and matches on the status.
+#[derive(Debug, thiserror::Error)]
+#[error("`{line}` failed ({status}){tail}")]
+pub struct CommandFailed {
+    /// The command line, as [`display`] renders it.
+    pub line: String,
+    /// How it exited.
+    pub status: std::process::ExitStatus,
+    /// The end of its stderr, as the message shows it (empty, or a colon, a newline and the text).
+    tail: String,
+}
+
 /// Extension trait on [`Command`] used everywhere a program is spawned.
 pub trait CommandExt {
     /// Runs the command with stdin closed and stdout inherited-to-log; fails with the command line,
@@ -71,7 +84,12 @@ impl CommandExt for Command {
             wait(spawn(self).with_context(|| format!("running `{line}`: {}", missing_hint(self)))?)
                 .with_context(|| format!("waiting for `{line}`"))?;
         if !status.success() {
-            bail!("`{line}` failed ({status}){}", tail(&mut stderr));
+            return Err(CommandFailed {
+                line,
+                status,
+                tail: tail(&mut stderr),
+            }
+            .into());
         }
         Ok(())
     }
@@ -100,7 +118,12 @@ impl CommandExt for Command {
             let start = (start..text.len())
                 .find(|&i| text.is_char_boundary(i))
                 .unwrap_or(text.len());
-            bail!("`{line}` failed ({status}){}", fmt_tail(&text[start..]));
+            return Err(CommandFailed {
+                line,
+                status,
+                tail: fmt_tail(&text[start..]),
+            }
+            .into());
         }
         Ok(stdout)
     }
@@ -194,7 +217,7 @@ pub fn debian_package_for(program: &str) -> Option<&'static str> {
         "OVMF_CODE_4M.fd" | "OVMF_VARS_4M.fd" | "OVMF_CODE.fd" | "OVMF_VARS.fd" => "ovmf",
         "busybox" => "busybox-static",
         "grub-mkrescue" => "grub-common",
-        "prlimit" => "util-linux",
+        "prlimit" | "unshare" => "util-linux",
         "mksquashfs" | "unsquashfs" => "squashfs-tools",
         "xorriso" | "xorrisofs" => "xorriso",
         "debootstrap" => "debootstrap",

@@ -9,7 +9,9 @@ use std::collections::BTreeSet;
 
 use anyhow::{Context, Result, bail};
 
-use super::{ApplyOptions, Password, SystemConfig, Target, Warning, crypt};
+use super::{
+    ApplyOptions, Group, Password, RootPw, SshKey, SystemConfig, Target, User, Warning, crypt,
+};
 
 /// A colon-separated account database (`passwd`, `shadow`, `group`, `gshadow`) kept line by line, so
 /// comments and unknown lines survive an edit.
@@ -69,16 +71,6 @@ impl Db {
             .filter(|l| Self::is_entry(l))
             .filter_map(|l| l.split(':').nth(idx)?.parse().ok())
             .collect()
-    }
-
-    /// The name of the entry whose field `idx` is `id`.
-    pub fn name_by_id(&self, idx: usize, id: u32) -> Option<String> {
-        self.lines
-            .iter()
-            .filter(|l| Self::is_entry(l))
-            .map(|l| l.split(':').collect::<Vec<_>>())
-            .find(|f| f.get(idx).and_then(|v| v.parse::<u32>().ok()) == Some(id))
-            .map(|f| f[0].to_string())
     }
 }
 
@@ -269,6 +261,50 @@ fn today(opts: &ApplyOptions) -> u64 {
     secs / 86_400
 }
 
+/// The tree's `useradd` defaults: id ranges from `/etc/login.defs`, the shell from
+/// `/etc/default/useradd`, and the day number password changes are dated with.
+struct UseraddDefaults {
+    uid_min: u32,
+    uid_max: u32,
+    gid_min: u32,
+    gid_max: u32,
+    /// useradd's default shell: SHELL= in the tree's /etc/default/useradd, else /bin/bash.
+    shell: String,
+    day: u64,
+}
+
+impl UseraddDefaults {
+    fn load(t: &Target, opts: &ApplyOptions) -> Result<UseraddDefaults> {
+        let defs = t.read_optional("/etc/login.defs")?.unwrap_or_default();
+        let shell = t
+            .read_optional("/etc/default/useradd")?
+            .unwrap_or_default()
+            .lines()
+            .find_map(|l| {
+                l.trim()
+                    .strip_prefix("SHELL=")
+                    .map(|v| v.trim().to_string())
+            })
+            .filter(|v| v.starts_with('/'))
+            .unwrap_or_else(|| "/bin/bash".to_string());
+        Ok(UseraddDefaults {
+            uid_min: login_defs_value(&defs, "UID_MIN").unwrap_or(1000),
+            uid_max: login_defs_value(&defs, "UID_MAX").unwrap_or(60000),
+            gid_min: login_defs_value(&defs, "GID_MIN").unwrap_or(1000),
+            gid_max: login_defs_value(&defs, "GID_MAX").unwrap_or(60000),
+            shell,
+            day: today(opts),
+        })
+    }
+
+    fn free_gid(&self, used: &BTreeSet<u32>) -> Option<u32> {
+        next_free_id(used, self.gid_min, self.gid_max)
+    }
+}
+
+/// A home directory to create once the databases are saved: path, owner and group.
+type Home = (String, u32, u32);
+
 /// Applies `group`, `user`, `rootpw` and `sshkey`.
 pub fn apply_accounts(
     t: &Target,
@@ -284,152 +320,188 @@ pub fn apply_accounts(
         return Ok(());
     }
     let mut a = Accounts::load(t)?;
-    let defs = t.read_optional("/etc/login.defs")?.unwrap_or_default();
-    let uid_min = login_defs_value(&defs, "UID_MIN").unwrap_or(1000);
-    let uid_max = login_defs_value(&defs, "UID_MAX").unwrap_or(60000);
-    let gid_min = login_defs_value(&defs, "GID_MIN").unwrap_or(1000);
-    let gid_max = login_defs_value(&defs, "GID_MAX").unwrap_or(60000);
-    let day = today(opts);
-    let default_shell = t
-        .read_optional("/etc/default/useradd")?
-        .unwrap_or_default()
-        .lines()
-        .find_map(|l| {
-            l.trim()
-                .strip_prefix("SHELL=")
-                .map(|v| v.trim().to_string())
-        })
-        .filter(|v| v.starts_with('/'))
-        .unwrap_or_else(|| "/bin/bash".to_string());
-
+    let d = UseraddDefaults::load(t, opts)?;
     for g in &cfg.groups {
-        if a.group_gid(&g.name).is_some() {
+        add_kickstart_group(&mut a, g, &d, warnings)?;
+    }
+    let mut homes = Vec::new();
+    for u in &cfg.users {
+        homes.push(add_user(&mut a, t, u, &d, opts, warnings)?);
+    }
+    if let Some(r) = &cfg.rootpw {
+        set_root_password(&mut a, t, r, d.day, opts, warnings)?;
+    }
+    a.save(t)?;
+    make_homes(t, homes)?;
+    for k in &cfg.sshkeys {
+        install_ssh_key(t, &a, k, warnings)?;
+    }
+    Ok(())
+}
+
+/// `group`: a new group with its `--gid` or the next free one; one the tree has is left alone.
+fn add_kickstart_group(
+    a: &mut Accounts,
+    g: &Group,
+    d: &UseraddDefaults,
+    warnings: &mut Vec<Warning>,
+) -> Result<()> {
+    if a.group_gid(&g.name).is_some() {
+        warnings.push(Warning::new(
+            format!("group --name={}", g.name),
+            "the group already exists in the tree; left as it is",
+        ));
+        return Ok(());
+    }
+    let gid = match g.gid {
+        Some(gid) if a.all_gids().contains(&gid) => {
+            bail!("group {}: gid {gid} is already used in the tree", g.name)
+        }
+        Some(gid) => gid,
+        None => d
+            .free_gid(&a.all_gids())
+            .with_context(|| format!("group {}: no free gid", g.name))?,
+    };
+    a.add_group(&g.name, gid);
+    Ok(())
+}
+
+/// `user`: the passwd and shadow entries, the primary group and the memberships; returns the
+/// home directory to create.
+fn add_user(
+    a: &mut Accounts,
+    t: &Target,
+    u: &User,
+    d: &UseraddDefaults,
+    opts: &ApplyOptions,
+    warnings: &mut Vec<Warning>,
+) -> Result<Home> {
+    if a.user(&u.name).is_some() {
+        bail!("user {}: the account already exists in the tree", u.name);
+    }
+    let uid = match u.uid {
+        Some(uid) if a.all_uids().contains(&uid) => {
+            bail!("user {}: uid {uid} is already used in the tree", u.name)
+        }
+        Some(uid) => uid,
+        None => next_free_id(&a.all_uids(), d.uid_min, d.uid_max)
+            .with_context(|| format!("user {}: no free uid", u.name))?,
+    };
+    let gid = primary_gid(a, u, uid, d)?;
+    let home = u
+        .homedir
+        .clone()
+        .unwrap_or_else(|| format!("/home/{}", u.name));
+    let shell = u.shell.clone().unwrap_or_else(|| d.shell.clone());
+    if !t.host_path(&shell).map(|p| p.is_file()).unwrap_or(false) {
+        warnings.push(Warning::new(
+            format!("user --name={}", u.name),
+            format!("login shell {shell} does not exist in the tree"),
+        ));
+    }
+    a.passwd.upsert(&[
+        u.name.clone(),
+        "x".into(),
+        uid.to_string(),
+        gid.to_string(),
+        u.gecos.clone().unwrap_or_default(),
+        home.clone(),
+        shell,
+    ]);
+    let hash = u
+        .password
+        .as_ref()
+        .map(|p| hash_password(p, &u.name, opts))
+        .transpose()?;
+    // No password: the account is locked, as Anaconda leaves it.
+    set_shadow_password(
+        &mut a.shadow,
+        &u.name,
+        hash.as_deref(),
+        u.lock || hash.is_none(),
+        d.day,
+    );
+    join_groups(a, u, warnings);
+    Ok((home, uid, gid))
+}
+
+/// The user's primary group: an existing group with --gid, else a user private group named after
+/// the user (gid = uid when free).
+fn primary_gid(a: &mut Accounts, u: &User, uid: u32, d: &UseraddDefaults) -> Result<u32> {
+    Ok(match (u.gid, a.group_gid(&u.name)) {
+        (Some(gid), _) if a.all_gids().contains(&gid) => gid,
+        (_, Some(gid)) => gid,
+        (Some(gid), None) => {
+            a.add_group(&u.name, gid);
+            gid
+        }
+        (None, None) => {
+            let used = a.all_gids();
+            let gid = if used.contains(&uid) {
+                d.free_gid(&used)
+                    .with_context(|| format!("user {}: no free gid", u.name))?
+            } else {
+                uid
+            };
+            a.add_group(&u.name, gid);
+            gid
+        }
+    })
+}
+
+/// `user --groups`: adds the user to each group the tree has (copied into `/etc/group` first).
+fn join_groups(a: &mut Accounts, u: &User, warnings: &mut Vec<Warning>) {
+    for g in &u.groups {
+        if !a.ensure_etc_group(g) {
             warnings.push(Warning::new(
-                format!("group --name={}", g.name),
-                "the group already exists in the tree; left as it is",
+                format!("user --name={} --groups={g}", u.name),
+                format!("group `{g}` does not exist in the tree"),
             ));
             continue;
         }
-        let gid = match g.gid {
-            Some(gid) if a.all_gids().contains(&gid) => {
-                bail!("group {}: gid {gid} is already used in the tree", g.name)
-            }
-            Some(gid) => gid,
-            None => next_free_id(&a.all_gids(), gid_min, gid_max)
-                .with_context(|| format!("group {}: no free gid", g.name))?,
-        };
-        a.add_group(&g.name, gid);
-    }
-
-    let mut homes = Vec::new();
-    for u in &cfg.users {
-        if a.user(&u.name).is_some() {
-            bail!("user {}: the account already exists in the tree", u.name);
-        }
-        let uid = match u.uid {
-            Some(uid) if a.all_uids().contains(&uid) => {
-                bail!("user {}: uid {uid} is already used in the tree", u.name)
-            }
-            Some(uid) => uid,
-            None => next_free_id(&a.all_uids(), uid_min, uid_max)
-                .with_context(|| format!("user {}: no free uid", u.name))?,
-        };
-        // Primary group: an existing group with --gid, else a user private group named after the user.
-        let gid = match (u.gid, a.group_gid(&u.name)) {
-            (Some(gid), _) if a.all_gids().contains(&gid) => gid,
-            (_, Some(gid)) => gid,
-            (Some(gid), None) => {
-                a.add_group(&u.name, gid);
-                gid
-            }
-            (None, None) => {
-                let used = a.all_gids();
-                let gid = if used.contains(&uid) {
-                    next_free_id(&used, gid_min, gid_max)
-                        .with_context(|| format!("user {}: no free gid", u.name))?
-                } else {
-                    uid
-                };
-                a.add_group(&u.name, gid);
-                gid
-            }
-        };
-        let home = u
-            .homedir
-            .clone()
-            .unwrap_or_else(|| format!("/home/{}", u.name));
-        // useradd's default shell: SHELL= in the tree's /etc/default/useradd, else /bin/bash.
-        let shell = u.shell.clone().unwrap_or_else(|| default_shell.clone());
-        if !t.host_path(&shell).map(|p| p.is_file()).unwrap_or(false) {
-            warnings.push(Warning::new(
-                format!("user --name={}", u.name),
-                format!("login shell {shell} does not exist in the tree"),
-            ));
-        }
-        a.passwd.upsert(&[
-            u.name.clone(),
-            "x".into(),
-            uid.to_string(),
-            gid.to_string(),
-            u.gecos.clone().unwrap_or_default(),
-            home.clone(),
-            shell,
-        ]);
-        let hash = u
-            .password
-            .as_ref()
-            .map(|p| hash_password(p, &u.name, opts))
-            .transpose()?;
-        // No password: the account is locked, as Anaconda leaves it.
-        set_shadow_password(
-            &mut a.shadow,
-            &u.name,
-            hash.as_deref(),
-            u.lock || hash.is_none(),
-            day,
-        );
-        for g in &u.groups {
-            if !a.ensure_etc_group(g) {
-                warnings.push(Warning::new(
-                    format!("user --name={} --groups={g}", u.name),
-                    format!("group `{g}` does not exist in the tree"),
-                ));
-                continue;
-            }
-            add_member(&mut a.group, g, 3, &u.name);
-            if a.has_gshadow {
-                add_member(&mut a.gshadow, g, 3, &u.name);
-            }
-        }
-        homes.push((home, uid, gid));
-    }
-
-    if let Some(r) = &cfg.rootpw {
-        let hash = r
-            .password
-            .as_ref()
-            .map(|p| hash_password(p, "root", opts))
-            .transpose()?;
-        set_shadow_password(&mut a.shadow, "root", hash.as_deref(), r.lock, day);
-        if r.allow_ssh {
-            if t.exists("/etc/ssh") {
-                t.write(
-                    "/etc/ssh/sshd_config.d/01-permitrootlogin.conf",
-                    b"# added by imagebuilder (rootpw --allow-ssh)\nPermitRootLogin yes\n",
-                    0o600,
-                    (0, 0),
-                )?;
-            } else {
-                warnings.push(Warning::new(
-                    "rootpw --allow-ssh",
-                    "the tree has no /etc/ssh",
-                ));
-            }
+        add_member(&mut a.group, g, 3, &u.name);
+        if a.has_gshadow {
+            add_member(&mut a.gshadow, g, 3, &u.name);
         }
     }
+}
 
-    a.save(t)?;
+/// `rootpw`: root's shadow entry, and with `--allow-ssh` an sshd drop-in permitting root login.
+fn set_root_password(
+    a: &mut Accounts,
+    t: &Target,
+    r: &RootPw,
+    day: u64,
+    opts: &ApplyOptions,
+    warnings: &mut Vec<Warning>,
+) -> Result<()> {
+    let hash = r
+        .password
+        .as_ref()
+        .map(|p| hash_password(p, "root", opts))
+        .transpose()?;
+    set_shadow_password(&mut a.shadow, "root", hash.as_deref(), r.lock, day);
+    if !r.allow_ssh {
+        return Ok(());
+    }
+    if t.exists("/etc/ssh") {
+        t.write(
+            "/etc/ssh/sshd_config.d/01-permitrootlogin.conf",
+            b"# added by imagebuilder (rootpw --allow-ssh)\nPermitRootLogin yes\n",
+            0o600,
+            (0, 0),
+        )?;
+    } else {
+        warnings.push(Warning::new(
+            "rootpw --allow-ssh",
+            "the tree has no /etc/ssh",
+        ));
+    }
+    Ok(())
+}
 
+/// Creates the new users' homes, filled from `/etc/skel` when they did not exist.
+fn make_homes(t: &Target, homes: Vec<Home>) -> Result<()> {
     let skel = t.host_path("/etc/skel")?;
     for (home, uid, gid) in homes {
         let existed = t.host_path(&home)?.is_dir();
@@ -438,45 +510,51 @@ pub fn apply_accounts(
             super::files::copy_tree_owned(&skel, &h, (uid, gid))?;
         }
     }
+    Ok(())
+}
 
-    for k in &cfg.sshkeys {
-        let Some(f) = a.user(&k.username) else {
-            warnings.push(Warning::new(
-                format!("sshkey --username={}", k.username),
-                "no such user in the tree",
-            ));
-            continue;
-        };
-        let uid: u32 = f[2].parse().unwrap_or(0);
-        let gid: u32 = f[3].parse().unwrap_or(0);
-        let home = f.get(5).cloned().unwrap_or_default();
-        if !home.starts_with('/') {
-            bail!("user {} has no absolute home directory", k.username);
-        }
-        let home = home.trim_end_matches('/').to_string();
-        if !t.host_path(&home)?.is_dir() {
-            t.mkdir(&home, 0o700, (uid, gid))?;
-        }
-        let ssh = format!("{home}/.ssh");
-        let dir = t.mkdir(&ssh, 0o700, (uid, gid))?;
-        super::files::set_mode_owner(&dir, 0o700, (uid, gid))?;
-        let keys_path = format!("{ssh}/authorized_keys");
-        let mut keys = t.read_optional(&keys_path)?.unwrap_or_default();
-        if !keys.lines().any(|l| l.trim() == k.key.trim()) {
-            if !keys.is_empty() && !keys.ends_with('\n') {
-                keys.push('\n');
-            }
-            keys.push_str(k.key.trim());
+/// `sshkey`: appends the key (once) to the user's `~/.ssh/authorized_keys`.
+fn install_ssh_key(
+    t: &Target,
+    a: &Accounts,
+    k: &SshKey,
+    warnings: &mut Vec<Warning>,
+) -> Result<()> {
+    let Some(f) = a.user(&k.username) else {
+        warnings.push(Warning::new(
+            format!("sshkey --username={}", k.username),
+            "no such user in the tree",
+        ));
+        return Ok(());
+    };
+    let uid: u32 = f[2].parse().unwrap_or(0);
+    let gid: u32 = f[3].parse().unwrap_or(0);
+    let home = f.get(5).cloned().unwrap_or_default();
+    if !home.starts_with('/') {
+        bail!("user {} has no absolute home directory", k.username);
+    }
+    let home = home.trim_end_matches('/').to_string();
+    if !t.host_path(&home)?.is_dir() {
+        t.mkdir(&home, 0o700, (uid, gid))?;
+    }
+    let ssh = format!("{home}/.ssh");
+    let dir = t.mkdir(&ssh, 0o700, (uid, gid))?;
+    super::files::set_mode_owner(&dir, 0o700, (uid, gid))?;
+    let keys_path = format!("{ssh}/authorized_keys");
+    let mut keys = t.read_optional(&keys_path)?.unwrap_or_default();
+    if !keys.lines().any(|l| l.trim() == k.key.trim()) {
+        if !keys.is_empty() && !keys.ends_with('\n') {
             keys.push('\n');
         }
-        super::files::write_file(
-            &t.host_path(&keys_path)?,
-            keys.as_bytes(),
-            0o600,
-            (uid, gid),
-        )?;
+        keys.push_str(k.key.trim());
+        keys.push('\n');
     }
-    Ok(())
+    super::files::write_file(
+        &t.host_path(&keys_path)?,
+        keys.as_bytes(),
+        0o600,
+        (uid, gid),
+    )
 }
 
 #[cfg(test)]
@@ -510,7 +588,6 @@ mod tests {
             "# comment\nroot:x:0:0:root:/root:/bin/sh\nbin:x:1:1:B:/:/bin/false\nalice:x:1000:1000::/home/alice:/bin/bash\n"
         );
         assert_eq!(db.ids(2), BTreeSet::from([0, 1, 1000]));
-        assert_eq!(db.name_by_id(2, 1000).as_deref(), Some("alice"));
         assert_eq!(Db::parse("").render(), "");
     }
 

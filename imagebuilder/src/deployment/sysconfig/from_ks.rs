@@ -74,16 +74,67 @@ pub fn from_kickstart(ks: &Kickstart) -> SystemConfig {
             lock: r.lock,
             allow_ssh: r.allow_ssh,
         }),
+        groups: groups(ks),
+        users: users(ks),
+        sshkeys: sshkeys(ks),
         ..Default::default()
     };
-    cfg.groups = typed::groups(ks)
+    if let Some(s) = typed::services(ks) {
+        cfg.services = Services {
+            enabled: s.enabled,
+            disabled: s.disabled,
+        };
+    }
+    if let Some(tz) = typed::timezone(ks) {
+        cfg.timezone = Some(timezone(tz, &mut cfg.unsupported));
+    }
+    cfg.lang = typed::lang(ks).map(|l| Lang {
+        lang: l.lang,
+        addsupport: l.addsupport,
+    });
+    cfg.keyboard = typed::keyboard(ks).map(|k| Keyboard {
+        vckeymap: k.vc_keymap.or(k.keyboard),
+        xlayouts: k.x_layouts,
+        switch: k.switch_options,
+    });
+    cfg.selinux = selinux(ks);
+    cfg.firewall = typed::firewall(ks).map(|f| Firewall {
+        enabled: f.enabled,
+        ports: f.ports,
+        services: f.services,
+        remove_services: f.remove_services,
+        trusts: f.trusts,
+        use_system_defaults: f.use_system_defaults,
+    });
+    for cmd in ks.commands_named("network") {
+        let n = typed::Network::from_command(cmd);
+        if n.hostname.is_some() {
+            cfg.hostname = n.hostname.clone();
+        }
+        cfg.network.extend(network_device(n, &cmd.args));
+    }
+    for name in UNSUPPORTED_COMMANDS {
+        if ks.command(name).is_some() {
+            cfg.unsupported.push((*name).to_string());
+        }
+    }
+    cfg
+}
+
+/// `group` lines.
+fn groups(ks: &Kickstart) -> Vec<Group> {
+    typed::groups(ks)
         .into_iter()
         .map(|g| Group {
             name: g.name,
             gid: id(g.gid),
         })
-        .collect();
-    cfg.users = typed::users(ks)
+        .collect()
+}
+
+/// `user` lines.
+fn users(ks: &Kickstart) -> Vec<User> {
+    typed::users(ks)
         .into_iter()
         .map(|u| User {
             name: u.name,
@@ -96,114 +147,91 @@ pub fn from_kickstart(ks: &Kickstart) -> SystemConfig {
             gecos: u.gecos,
             groups: u.groups,
         })
-        .collect();
-    cfg.sshkeys = typed::sshkeys(ks)
+        .collect()
+}
+
+/// `sshkey` lines.
+fn sshkeys(ks: &Kickstart) -> Vec<SshKey> {
+    typed::sshkeys(ks)
         .into_iter()
         .map(|k| SshKey {
             username: k.username,
             key: k.key,
         })
-        .collect();
-    if let Some(s) = typed::services(ks) {
-        cfg.services = Services {
-            enabled: s.enabled,
-            disabled: s.disabled,
-        };
+        .collect()
+}
+
+/// `timezone`; its NTP options are listed in `unsupported`.
+fn timezone(tz: typed::Timezone, unsupported: &mut Vec<String>) -> Timezone {
+    if tz.nontp {
+        unsupported.push("timezone --nontp".into());
     }
-    if let Some(tz) = typed::timezone(ks) {
-        if tz.nontp {
-            cfg.unsupported.push("timezone --nontp".into());
-        }
-        if !tz.ntpservers.is_empty() {
-            cfg.unsupported
-                .push(format!("timezone --ntpservers={}", tz.ntpservers.join(",")));
-        }
-        cfg.timezone = Some(Timezone {
-            zone: tz.timezone,
-            utc: tz.utc,
-        });
+    if !tz.ntpservers.is_empty() {
+        unsupported.push(format!("timezone --ntpservers={}", tz.ntpservers.join(",")));
     }
-    cfg.lang = typed::lang(ks).map(|l| Lang {
-        lang: l.lang,
-        addsupport: l.addsupport,
-    });
-    cfg.keyboard = typed::keyboard(ks).map(|k| Keyboard {
-        vckeymap: k.vc_keymap.or(k.keyboard),
-        xlayouts: k.x_layouts,
-        switch: k.switch_options,
-    });
-    // pykickstart's constants: SELINUX_DISABLED = 0, SELINUX_ENFORCING = 1, SELINUX_PERMISSIVE = 2.
-    cfg.selinux = typed::selinux(ks).and_then(|s| match s.mode? {
+    Timezone {
+        zone: tz.timezone,
+        utc: tz.utc,
+    }
+}
+
+/// `selinux`: pykickstart's constants are SELINUX_DISABLED = 0, SELINUX_ENFORCING = 1,
+/// SELINUX_PERMISSIVE = 2.
+fn selinux(ks: &Kickstart) -> Option<SelinuxMode> {
+    typed::selinux(ks).and_then(|s| match s.mode? {
         0 => Some(SelinuxMode::Disabled),
         2 => Some(SelinuxMode::Permissive),
         _ => Some(SelinuxMode::Enforcing),
-    });
-    cfg.firewall = typed::firewall(ks).map(|f| Firewall {
-        enabled: f.enabled,
-        ports: f.ports,
-        services: f.services,
-        remove_services: f.remove_services,
-        trusts: f.trusts,
-        use_system_defaults: f.use_system_defaults,
-    });
+    })
+}
 
-    for cmd in ks.commands_named("network") {
-        let n = typed::Network::from_command(cmd);
-        if n.hostname.is_some() {
-            cfg.hostname = n.hostname.clone();
-        }
-        let ns = &cmd.args;
-        let ipv6 = raw_str(ns.get("ipv6"));
-        let hostname_only = n.device.is_none()
-            && n.ip.is_none()
-            && n.gateway.is_none()
-            && n.nameserver.is_none()
-            && ipv6.is_none()
-            && n.hostname.is_some();
-        if hostname_only {
-            continue;
-        }
-        let mut unsupported: Vec<String> = UNSUPPORTED_NETWORK
-            .iter()
-            .filter(|(dest, _)| ns.get(dest).truthy())
-            .map(|(_, opt)| opt.to_string())
-            .collect();
-        let bootproto = match n.bootproto.as_deref() {
-            Some("static") => BootProto::Static,
-            None | Some("dhcp") | Some("bootp") => BootProto::Dhcp,
-            Some(other) => {
-                unsupported.push(format!("--bootproto={other}"));
-                BootProto::Dhcp
-            }
-        };
-        cfg.network.push(NetworkDevice {
-            device: n.device,
-            bootproto,
-            ip: n.ip,
-            netmask: n.netmask,
-            gateway: n.gateway,
-            nameservers: n
-                .nameserver
-                .map(|s| {
-                    s.split(',')
-                        .map(|x| x.trim().to_string())
-                        .filter(|x| !x.is_empty())
-                        .collect()
-                })
-                .unwrap_or_default(),
-            ipv6: if n.noipv6 { None } else { ipv6 },
-            ipv6gateway: raw_str(ns.get("ipv6gateway")),
-            mtu: raw_str(ns.get("mtu")).and_then(|m| m.parse().ok()),
-            onboot: n.onboot,
-            unsupported_options: unsupported,
-        });
+/// The device a `network` line configures (`ns` are its parsed options); none for a line that
+/// only sets the hostname.
+fn network_device(n: typed::Network, ns: &kickstart::Namespace) -> Option<NetworkDevice> {
+    let ipv6 = raw_str(ns.get("ipv6"));
+    let hostname_only = n.device.is_none()
+        && n.ip.is_none()
+        && n.gateway.is_none()
+        && n.nameserver.is_none()
+        && ipv6.is_none()
+        && n.hostname.is_some();
+    if hostname_only {
+        return None;
     }
-    for name in UNSUPPORTED_COMMANDS {
-        if ks.command(name).is_some() {
-            cfg.unsupported.push((*name).to_string());
+    let mut unsupported: Vec<String> = UNSUPPORTED_NETWORK
+        .iter()
+        .filter(|(dest, _)| ns.get(dest).truthy())
+        .map(|(_, opt)| opt.to_string())
+        .collect();
+    let bootproto = match n.bootproto.as_deref() {
+        Some("static") => BootProto::Static,
+        None | Some("dhcp") | Some("bootp") => BootProto::Dhcp,
+        Some(other) => {
+            unsupported.push(format!("--bootproto={other}"));
+            BootProto::Dhcp
         }
-    }
-    cfg
+    };
+    Some(NetworkDevice {
+        device: n.device,
+        bootproto,
+        ip: n.ip,
+        netmask: n.netmask,
+        gateway: n.gateway,
+        nameservers: n
+            .nameserver
+            .map(|s| {
+                s.split(',')
+                    .map(|x| x.trim().to_string())
+                    .filter(|x| !x.is_empty())
+                    .collect()
+            })
+            .unwrap_or_default(),
+        ipv6: if n.noipv6 { None } else { ipv6 },
+        ipv6gateway: raw_str(ns.get("ipv6gateway")),
+        mtu: raw_str(ns.get("mtu")).and_then(|m| m.parse().ok()),
+        onboot: n.onboot,
+        unsupported_options: unsupported,
+    })
 }
 
 #[cfg(test)]

@@ -13,17 +13,17 @@
 //! [`apply`] returns the list of [`Warning`]s: everything the configuration asked for that was not
 //! honoured, by name. The caller logs them in the build log; nothing is dropped silently.
 
-pub mod accounts;
-pub mod crypt;
-pub mod files;
-pub mod firewall;
-pub mod from_ks;
-pub mod locale;
-pub mod network;
-pub mod services;
+pub(crate) mod accounts;
+pub(crate) mod crypt;
+pub(crate) mod files;
+pub(crate) mod firewall;
+pub(crate) mod from_ks;
+pub(crate) mod locale;
+pub(crate) mod network;
+pub(crate) mod services;
 
 use std::fmt;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use anyhow::{Context, Result};
 use serde::Serialize;
@@ -264,16 +264,6 @@ pub fn apply(target: &Target, cfg: &SystemConfig, opts: &ApplyOptions) -> Result
         tracing::warn!("{w}");
     }
     Ok(warnings)
-}
-
-/// The deployment directory of an OSTree sysroot, for callers that only have the sysroot path and
-/// the deployment's stateroot name and checksum-serial directory name.
-pub fn deployment_dir(sysroot: &Path, osname: &str, deploy_name: &str) -> PathBuf {
-    sysroot
-        .join("ostree/deploy")
-        .join(osname)
-        .join("deploy")
-        .join(deploy_name)
 }
 
 /// The whole step for an image build: the kickstart's system configuration written into the OSTree

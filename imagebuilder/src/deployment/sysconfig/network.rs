@@ -280,62 +280,68 @@ pub fn apply_network(
             let text = nm_keyfile(dev)?;
             super::files::write_file(&t.host_path(&path)?, text.as_bytes(), 0o600, (0, 0))?;
         }
-        Some(NetBackend::Networkd) => {
-            if !networkd_enabled(t) {
-                warnings.push(Warning::new(
-                    item(dev),
-                    "systemd-networkd is not enabled in the tree, so its .network file is written but \
-                     nothing applies it at boot (add `services --enabled=systemd-networkd`)",
-                ));
-            }
-            let name = concrete_name(dev).unwrap_or("wired");
-            t.write(
-                &format!("/etc/systemd/network/20-{name}.network"),
-                networkd_file(dev)?.as_bytes(),
-                0o644,
-                (0, 0),
-            )?;
-        }
-        Some(NetBackend::Ifupdown) => {
-            let Some(name) = concrete_name(dev) else {
-                warnings.push(Warning::new(
-                    item(dev),
-                    "ifupdown needs an interface name in --device",
-                ));
-                return Ok(());
-            };
-            let stanza = ifupdown_stanza(name, dev)?;
-            let interfaces = t
-                .read_optional("/etc/network/interfaces")?
-                .unwrap_or_default();
-            let sources_d = interfaces.lines().any(|l| {
-                let l = l.trim();
-                (l.starts_with("source ") || l.starts_with("source-directory "))
-                    && l.contains("interfaces.d")
-            });
-            if sources_d {
-                t.write(
-                    &format!("/etc/network/interfaces.d/{name}"),
-                    stanza.as_bytes(),
-                    0o644,
-                    (0, 0),
-                )?;
-            } else {
-                let mut text = interfaces;
-                if !text.is_empty() && !text.ends_with('\n') {
-                    text.push('\n');
-                }
-                text.push('\n');
-                text.push_str(&stanza);
-                t.write("/etc/network/interfaces", text.as_bytes(), 0o644, (0, 0))?;
-            }
-        }
+        Some(NetBackend::Networkd) => write_networkd(t, dev, warnings)?,
+        Some(NetBackend::Ifupdown) => write_ifupdown(t, dev, warnings)?,
         None => warnings.push(Warning::new(
             item(dev),
             "the tree has no NetworkManager, systemd-networkd or ifupdown configuration",
         )),
     }
     Ok(())
+}
+
+/// A systemd-networkd `.network` file, with a warning when nothing in the tree runs networkd.
+fn write_networkd(t: &Target, dev: &NetworkDevice, warnings: &mut Vec<Warning>) -> Result<()> {
+    if !networkd_enabled(t) {
+        warnings.push(Warning::new(
+            item(dev),
+            "systemd-networkd is not enabled in the tree, so its .network file is written but \
+             nothing applies it at boot (add `services --enabled=systemd-networkd`)",
+        ));
+    }
+    let name = concrete_name(dev).unwrap_or("wired");
+    t.write(
+        &format!("/etc/systemd/network/20-{name}.network"),
+        networkd_file(dev)?.as_bytes(),
+        0o644,
+        (0, 0),
+    )
+}
+
+/// An ifupdown stanza: in `/etc/network/interfaces.d` when `/etc/network/interfaces` sources it,
+/// else appended to `/etc/network/interfaces`. ifupdown needs an interface name.
+fn write_ifupdown(t: &Target, dev: &NetworkDevice, warnings: &mut Vec<Warning>) -> Result<()> {
+    let Some(name) = concrete_name(dev) else {
+        warnings.push(Warning::new(
+            item(dev),
+            "ifupdown needs an interface name in --device",
+        ));
+        return Ok(());
+    };
+    let stanza = ifupdown_stanza(name, dev)?;
+    let interfaces = t
+        .read_optional("/etc/network/interfaces")?
+        .unwrap_or_default();
+    let sources_d = interfaces.lines().any(|l| {
+        let l = l.trim();
+        (l.starts_with("source ") || l.starts_with("source-directory "))
+            && l.contains("interfaces.d")
+    });
+    if sources_d {
+        return t.write(
+            &format!("/etc/network/interfaces.d/{name}"),
+            stanza.as_bytes(),
+            0o644,
+            (0, 0),
+        );
+    }
+    let mut text = interfaces;
+    if !text.is_empty() && !text.ends_with('\n') {
+        text.push('\n');
+    }
+    text.push('\n');
+    text.push_str(&stanza);
+    t.write("/etc/network/interfaces", text.as_bytes(), 0o644, (0, 0))
 }
 
 #[cfg(test)]
