@@ -550,10 +550,11 @@ fn fails(args: &[&str], extra: &[&Path], out: &Path, want: &[&str]) {
     let o = imagebuilder(args, extra);
     let err = String::from_utf8_lossy(&o.stderr);
     assert!(!o.status.success(), "{args:?} succeeded");
+    eprintln!("{}", err.trim_end());
     for w in want {
         assert!(err.contains(w), "{args:?}: {w:?} not in\n{err}");
     }
-    if out.exists() {
+    if out.is_dir() {
         let left: Vec<String> = std::fs::read_dir(out)
             .unwrap()
             .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
