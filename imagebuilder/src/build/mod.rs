@@ -1384,11 +1384,6 @@ fn write_qcow2_output(
     Ok(tmp)
 }
 
-/// Opens an image file read-only (helper for callers that inspect outputs).
-pub fn open_output(path: &Path) -> Result<File> {
-    File::open(path).with_context(|| format!("opening {}", path.display()))
-}
-
 #[cfg(test)]
 mod tests {
     use std::os::unix::fs::FileExt;

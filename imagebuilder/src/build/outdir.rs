@@ -21,6 +21,7 @@
 //!   deleted. Holding the lock guarantees that no live build owns them.
 
 use std::fs::File;
+#[cfg(test)]
 use std::io::Read;
 use std::os::unix::fs::{FileExt, MetadataExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
@@ -342,7 +343,8 @@ pub fn keep_failed_logs(new: &Path, outdir: &Path, name: &str) -> Result<PathBuf
 }
 
 /// The lock file's text, for tests and messages.
-pub fn lock_holder(outdir: &Path) -> Option<String> {
+#[cfg(test)]
+fn lock_holder(outdir: &Path) -> Option<String> {
     let mut s = String::new();
     File::open(outdir.join(LOCK_FILE))
         .ok()?

@@ -6,7 +6,7 @@
 //! and the next build or `imagebuilder clean` removes it).
 
 use std::fs::File;
-use std::io::{Read, Write};
+use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::Instant;
@@ -232,26 +232,7 @@ pub fn validate_name(what: &str, value: &str) -> Result<()> {
     Ok(())
 }
 
-/// SHA-256 of a file, hex.
-pub fn sha256_file(path: &Path) -> Result<String> {
-    let mut f = File::open(path).with_context(|| format!("opening {}", path.display()))?;
-    let mut h = Sha256::new();
-    let mut buf = vec![0u8; 1 << 20];
-    loop {
-        let n = f
-            .read(&mut buf)
-            .with_context(|| format!("reading {}", path.display()))?;
-        if n == 0 {
-            break;
-        }
-        h.update(&buf[..n]);
-    }
-    Ok(hex(&h.finalize()))
-}
-
-pub fn hex(b: &[u8]) -> String {
-    b.iter().map(|x| format!("{x:02x}")).collect()
-}
+pub use crate::util::digest::{hex, sha256_file};
 
 /// Compresses `raw` with xz into a temporary file in `outdir`.
 pub fn xz(raw: &Path, outdir: &Path) -> Result<(File, TempPath)> {

@@ -222,15 +222,6 @@ fn build(dir: &Path) -> Result<DemoTree> {
     })
 }
 
-/// The prepared root filesystem of the cached demo tree (for benchmarks), if it was built.
-pub fn cached_rootfs(cache_dir: Option<&Path>) -> Result<Option<PathBuf>> {
-    let dir = self::cache_dir(cache_dir)?
-        .join("demo-tree")
-        .join(recipe_key());
-    let p = dir.join("rootfs");
-    Ok((dir.join("done").is_file() && p.is_dir()).then_some(p))
-}
-
 /// Removes what an interrupted build left, after making sure nothing is still mounted below it (a
 /// killed recipe can leave /proc, /sys or /dev mounted in its chroot; never delete through those).
 fn remove_leftover(path: &Path) -> Result<()> {

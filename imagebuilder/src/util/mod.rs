@@ -1,7 +1,8 @@
 //! Small mechanisms every stage uses: the one way to run programs ([`cmd`]), atomic files and
-//! bounded input reading ([`fsutil`]), and the cleanup registry that undoes a build on a signal
+//! bounded input reading ([`fsutil`]), digests ([`digest`]), and the cleanup registry that undoes a build on a signal
 //! ([`cleanup`]).
 
 pub mod cleanup;
 pub mod cmd;
+pub mod digest;
 pub mod fsutil;
