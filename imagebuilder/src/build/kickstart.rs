@@ -59,6 +59,26 @@ pub fn from_kickstart(ks: &Kickstart, source_name: &str) -> (DiskRequest, Option
         source_name: source_name.to_string(),
         ..Default::default()
     };
+    read_partitions(ks, &mut req);
+    read_bootloader(ks, &mut req);
+    read_noops(ks, &mut req);
+    read_lvm(ks, &mut req);
+    read_unsupported(ks, &mut req);
+    req.unsupported.sort_by_key(|u| u.line);
+    req.invalid.sort_by_key(|u| u.line);
+    let ostree = typed::ostreesetup(ks).map(|o| OstreeSetup {
+        line: o.at.line,
+        osname: o.osname.clone(),
+        remote: Some(o.remote.clone()).filter(|r| !r.is_empty()),
+        url: o.url.clone(),
+        reference: o.reference.clone(),
+        nogpg: o.nogpg,
+    });
+    (req, ostree)
+}
+
+/// `part`, `reqpart` and `autopart`.
+fn read_partitions(ks: &Kickstart, req: &mut DiskRequest) {
     for p in typed::partitions(ks) {
         req.partitions.push(PartitionRequest {
             line: p.at.line,
@@ -92,6 +112,9 @@ pub fn from_kickstart(ks: &Kickstart, source_name: &str) -> (DiskRequest, Option
             noswap: a.noswap,
         });
     }
+}
+
+fn read_bootloader(ks: &Kickstart, req: &mut DiskRequest) {
     if let Some(b) = typed::bootloader(ks) {
         req.bootloader = BootloaderRequest {
             line: b.at.line,
@@ -106,6 +129,10 @@ pub fn from_kickstart(ks: &Kickstart, source_name: &str) -> (DiskRequest, Option
             disabled: b.disabled || b.location == "none",
         };
     }
+}
+
+/// Commands with nothing to do on a fresh image, accepted as such.
+fn read_noops(ks: &Kickstart, req: &mut DiskRequest) {
     if let Some(c) = typed::clearpart(ks) {
         req.accepted_noops.push(Located {
             line: c.at.line,
@@ -124,6 +151,10 @@ pub fn from_kickstart(ks: &Kickstart, source_name: &str) -> (DiskRequest, Option
             value: "ignoredisk".into(),
         });
     }
+}
+
+/// `volgroup` and `logvol`.
+fn read_lvm(ks: &Kickstart, req: &mut DiskRequest) {
     for v in typed::volgroups(ks) {
         req.volgroups.push(VolGroupRequest {
             line: v.at.line,
@@ -155,6 +186,10 @@ pub fn from_kickstart(ks: &Kickstart, source_name: &str) -> (DiskRequest, Option
             encrypted: l.encrypted,
         });
     }
+}
+
+/// Storage the builder does not make: `raid`, `btrfs` volumes.
+fn read_unsupported(ks: &Kickstart, req: &mut DiskRequest) {
     for r in typed::raids(ks) {
         req.unsupported.push(Located {
             line: r.at.line,
@@ -167,17 +202,6 @@ pub fn from_kickstart(ks: &Kickstart, source_name: &str) -> (DiskRequest, Option
             value: "`btrfs` volumes".into(),
         });
     }
-    req.unsupported.sort_by_key(|u| u.line);
-    req.invalid.sort_by_key(|u| u.line);
-    let ostree = typed::ostreesetup(ks).map(|o| OstreeSetup {
-        line: o.at.line,
-        osname: o.osname.clone(),
-        remote: Some(o.remote.clone()).filter(|r| !r.is_empty()),
-        url: o.url.clone(),
-        reference: o.reference.clone(),
-        nogpg: o.nogpg,
-    });
-    (req, ostree)
 }
 
 /// What a kickstart-driven build needs besides the kickstart (the options of `imagebuilder image`,
