@@ -297,13 +297,21 @@ pub fn rebuild(r: &Rebuild<'_>) -> Result<PathBuf> {
     opts.binds
         .push((r.work.to_path_buf(), OUT_IN_SANDBOX.into()));
     let target = Target::ostree_deployment(r.deployment)?;
-    run_script(&target, 0, &script, &opts)
-        .context("rebuilding the initramfs with the tree's dracut")?;
+    let ran = run_script(&target, 0, &script, &opts);
+    // The sandbox names its log after the script's index; this one is dracut's.
+    let log = r.log_dir.join(DRACUT_LOG);
+    let _ = std::fs::rename(r.log_dir.join("post-0.log"), &log);
+    ran.with_context(|| {
+        format!(
+            "rebuilding the initramfs with the tree's dracut (log {})",
+            log.display()
+        )
+    })?;
     let out = r.work.join("initramfs.img");
     ensure!(
         out.is_file(),
         "the tree's dracut wrote no initramfs (see {})",
-        r.log_dir.join("post-0.log").display()
+        log.display()
     );
     Ok(out)
 }
