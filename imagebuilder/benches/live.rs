@@ -20,7 +20,7 @@ use imagebuilder::build::publish::OutputFormat;
 const FLOOR: &str = r#"
 set -euo pipefail
 repo=$1 ref=$2 w=$3
-mkdir -p "$w/squash/LiveOS" "$w/iso/LiveOS" "$w/iso/boot/grub"
+mkdir -p "$w/sysroot" "$w/squash/LiveOS" "$w/iso/LiveOS" "$w/iso/boot/grub"
 s=$w/sysroot
 ostree admin init-fs --modern "$s"
 ostree config --repo "$s/ostree/repo" set sysroot.bootloader none
