@@ -415,40 +415,13 @@ fn initramfs_without_livenet_is_rebuilt_with_the_trees_dracut() {
         .unwrap()
         .unwrap()
         .file_name();
-    let fake = d.path().join("fake");
-    std::fs::create_dir_all(fake.join("usr/lib/dracut")).unwrap();
     std::fs::write(
-        fake.join("usr/lib/dracut/modules.txt"),
-        "systemd\nostree\ndmsquash-live\n",
+        modules.join(&kver).join("initramfs.img"),
+        dracut_list("systemd\nostree\ndmsquash-live\n"),
     )
     .unwrap();
-    let cpio = Command::new("sh")
-        .arg("-c")
-        .arg("find . | cpio -o -H newc --quiet")
-        .current_dir(&fake)
-        .output()
-        .unwrap();
-    std::fs::write(modules.join(&kver).join("initramfs.img"), cpio.stdout).unwrap();
     let repo = d.path().join("repo");
-    text(
-        Command::new("ostree")
-            .arg(format!("--repo={}", repo.display()))
-            .args(["init", "--mode=archive"]),
-    );
-    text(
-        Command::new("ostree")
-            .arg(format!("--repo={}", repo.display()))
-            .args([
-                "commit",
-                "--owner-uid=0",
-                "--owner-gid=0",
-                "-s",
-                "no livenet",
-                "-b",
-                &tree.reference,
-            ])
-            .arg(format!("--tree=dir={}", checkout.display())),
-    );
+    commit_tree(&checkout, &repo, &tree.reference);
     std::fs::remove_dir_all(&checkout).unwrap();
     let ks = with_report("kickstarts/demo-qcow2.ks", d.path());
     let out = d.path().join("out");
@@ -485,6 +458,29 @@ fn initramfs_without_livenet_is_rebuilt_with_the_trees_dracut() {
     squashfs_fetched(&r, size);
 }
 
+/// Commits the OSTree-layout `tree` as `reference` into a new archive repository `repo`.
+fn commit_tree(tree: &Path, repo: &Path, reference: &str) {
+    let ostree = || {
+        let mut c = Command::new("ostree");
+        c.arg(format!("--repo={}", repo.display()));
+        c
+    };
+    text(ostree().args(["init", "--mode=archive"]));
+    text(
+        ostree()
+            .args([
+                "commit",
+                "--owner-uid=0",
+                "--owner-gid=0",
+                "--no-xattrs",
+                "-s",
+                "test",
+            ])
+            .args(["-b", reference])
+            .arg(format!("--tree=dir={}", tree.display())),
+    );
+}
+
 /// A tiny tree in the OSTree layout, committed to `dir/repo`: `initramfs` is the initramfs's
 /// content, no kernel when `None`.
 fn synthetic(dir: &Path, initramfs: Option<Vec<u8>>) -> PathBuf {
@@ -504,26 +500,7 @@ fn synthetic(dir: &Path, initramfs: Option<Vec<u8>>) -> PathBuf {
     }
     std::os::unix::fs::symlink("sysroot/ostree", t.join("ostree")).unwrap();
     let repo = dir.join("repo");
-    text(
-        Command::new("ostree")
-            .arg(format!("--repo={}", repo.display()))
-            .args(["init", "--mode=archive"]),
-    );
-    text(
-        Command::new("ostree")
-            .arg(format!("--repo={}", repo.display()))
-            .args([
-                "commit",
-                "--owner-uid=0",
-                "--owner-gid=0",
-                "--no-xattrs",
-                "-s",
-                "t",
-                "-b",
-                "test/x86_64/base",
-            ])
-            .arg(format!("--tree=dir={}", t.display())),
-    );
+    commit_tree(&t, &repo, "test/x86_64/base");
     repo
 }
 

@@ -551,11 +551,7 @@ fn write_pxe_output(
         .suffix(".pxe")
         .tempdir_in(out)
         .with_context(|| format!("creating a temporary directory in {}", out.display()))?;
-    let title = if live.root.title.is_empty() {
-        job.name.clone()
-    } else {
-        live.root.title.clone()
-    };
+    let title = live_title(job, &live.root);
     crate::live::pxe::write_pxe_dir(
         &live.root,
         dir.path(),
@@ -586,6 +582,15 @@ fn write_pxe_output(
     })
 }
 
+/// The boot menus' title: the boot entry's, else the output name.
+fn live_title(job: &ImageJob, live: &crate::live::LiveRoot) -> String {
+    if live.title.is_empty() {
+        job.name.clone()
+    } else {
+        live.title.clone()
+    }
+}
+
 /// The live ISO's kernel command line.
 fn iso_cmdline(live: &crate::live::LiveRoot, volume_id: &str) -> String {
     live.cmdline(&format!("live:CDLABEL={volume_id}"), &["rd.live.image"])
@@ -612,11 +617,7 @@ fn write_live_iso(
     link_or_copy(&live.squashfs, &tree.join("LiveOS/squashfs.img"))?;
     link_or_copy(&live.kernel, &tree.join("images/pxeboot/vmlinuz"))?;
     link_or_copy(&live.initramfs, &tree.join("images/pxeboot/initrd.img"))?;
-    let title = if live.title.is_empty() {
-        job.name.clone()
-    } else {
-        live.title.clone()
-    };
+    let title = live_title(job, live);
     let menu = [crate::iso::MenuEntry {
         title,
         kernel: "/images/pxeboot/vmlinuz".into(),
