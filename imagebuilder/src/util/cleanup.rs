@@ -349,9 +349,22 @@ pub fn interruption_message(
     s
 }
 
+/// Points stderr at /dev/null and returns the console it was: after an interruption, work the build
+/// abandoned (libostree's threads in the middle of a deploy whose tree is being removed) may still
+/// print, and the one line that ends the build must be the last one.
+fn quiet_stderr() -> Option<std::fs::File> {
+    use std::os::fd::AsFd;
+    let console = rustix::io::fcntl_dupfd_cloexec(std::io::stderr().as_fd(), 3).ok()?;
+    if let Ok(null) = std::fs::OpenOptions::new().write(true).open("/dev/null") {
+        let _ = rustix::stdio::dup2_stderr(null.as_fd());
+    }
+    Some(std::fs::File::from(console))
+}
+
 fn interrupted(sig: i32) -> ! {
     INTERRUPTING.store(true, std::sync::atomic::Ordering::SeqCst);
     CLEANING.set(true);
+    let console = quiet_stderr();
     let (children, mut actions, stage, outdirs) = {
         let mut r = registry();
         r.interrupted = Some(sig);
@@ -371,11 +384,18 @@ fn interrupted(sig: i32) -> ! {
         }
     }
     let msg = interruption_message(signal_name(sig), stage.as_deref(), &outdirs, &failures);
-    if crate::progress::enabled() {
-        // Clear a progress bar's line first.
-        eprint!("\r\x1b[2K");
+    // Clear a progress bar's line first.
+    let clear = if crate::progress::enabled() {
+        "\r\x1b[2K"
+    } else {
+        ""
+    };
+    match console {
+        Some(mut c) => {
+            let _ = std::io::Write::write_all(&mut c, format!("{clear}{msg}\n").as_bytes());
+        }
+        None => eprintln!("{clear}{msg}"),
     }
-    eprintln!("{msg}");
     std::process::exit(128 + sig)
 }
 
