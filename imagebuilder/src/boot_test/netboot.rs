@@ -22,7 +22,7 @@ use anyhow::{Context, Result, bail};
 use serde::Serialize;
 
 /// The text in netboot files that stands for the HTTP server's base URL (no trailing slash).
-pub const URL_PLACEHOLDER: &str = "<URL>";
+pub use crate::live::pxe::URL_PLACEHOLDER;
 
 /// The host's address as the guest sees it on QEMU's user network.
 pub const GUEST_HOST: &str = "10.0.2.2";

@@ -12,7 +12,7 @@
 //! reproducible: fixed file and volume times, GPT ids derived from them by xorriso, a FAT image made
 //! with fixed ids and times.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
 
 use anyhow::{Context, Result, bail, ensure};
@@ -246,25 +246,6 @@ fn xorriso(spec: &IsoSpec<'_>, out: &Path) -> Result<()> {
         }
     }
     c.run().context("writing the ISO image (xorriso)")
-}
-
-/// The files of an ISO's tree, for tests and reports: `(path in the ISO, path on the host)`.
-pub fn tree_files(tree: &Path) -> Result<Vec<(String, PathBuf)>> {
-    let mut out = Vec::new();
-    let mut stack = vec![tree.to_path_buf()];
-    while let Some(d) = stack.pop() {
-        for e in std::fs::read_dir(&d).with_context(|| format!("reading {}", d.display()))? {
-            let p = e?.path();
-            if p.is_dir() {
-                stack.push(p);
-            } else {
-                let rel = p.strip_prefix(tree).unwrap_or(&p).display().to_string();
-                out.push((format!("/{rel}"), p));
-            }
-        }
-    }
-    out.sort();
-    Ok(out)
 }
 
 #[cfg(test)]
