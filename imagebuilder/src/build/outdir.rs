@@ -169,10 +169,10 @@ impl StagingDir {
             .with_context(|| format!("creating a work directory in {}", outdir.display()))?
             .keep();
         let p = path.clone();
-        let guard =
-            crate::util::cleanup::register(format!("removing {}", path.display()), move || {
-                mounts::remove_tree(&p).map(drop)
-            });
+        let guard = crate::util::cleanup::register_repeatable(
+            format!("removing {}", path.display()),
+            move || mounts::remove_tree(&p).map(drop),
+        );
         Ok(StagingDir { path, guard })
     }
 

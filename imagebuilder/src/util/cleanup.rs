@@ -27,11 +27,16 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result};
 
 type Action = Box<dyn FnOnce() -> Result<()> + Send>;
+type Repeatable = std::sync::Arc<dyn Fn() -> Result<()> + Send + Sync>;
 
 struct Entry {
     id: u64,
     what: String,
     action: Action,
+    /// Run once more after the build's thread has stopped: an action whose effect that thread
+    /// could still undo in the meantime (`create_dir_all` below a staging directory just removed
+    /// makes it again).
+    again: Option<Repeatable>,
 }
 
 struct ChildEntry {
@@ -129,11 +134,26 @@ pub fn register(
     what: impl Into<String>,
     action: impl FnOnce() -> Result<()> + Send + 'static,
 ) -> Guard {
-    let what = what.into();
+    register_entry(what.into(), Box::new(action), None)
+}
+
+/// Like [`register`], for an action that may run twice (removing a directory tree): on an
+/// interruption it runs with the others and once more after the build's thread has stopped, in
+/// case that thread made again what it removed.
+pub fn register_repeatable(
+    what: impl Into<String>,
+    action: impl Fn() -> Result<()> + Send + Sync + 'static,
+) -> Guard {
+    let action: Repeatable = std::sync::Arc::new(action);
+    let once = action.clone();
+    register_entry(what.into(), Box::new(move || once()), Some(action))
+}
+
+fn register_entry(what: String, action: Action, again: Option<Repeatable>) -> Guard {
     let mut r = registry();
     if r.interrupted.is_some() && !CLEANING.get() {
         drop(r);
-        let _ = run_action(&what, Box::new(action));
+        let _ = run_action(&what, action);
         return Guard { id: 0 };
     }
     r.next_id += 1;
@@ -141,7 +161,8 @@ pub fn register(
     r.actions.push(Entry {
         id,
         what,
-        action: Box::new(action),
+        action,
+        again,
     });
     Guard { id }
 }
@@ -268,6 +289,13 @@ fn kill_children(children: &[ChildEntry]) {
 /// Set once an interruption is being cleaned up.
 static INTERRUPTING: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
 
+/// Set once the build's thread has stopped for good after an interruption ([`wait_for_exit`], or
+/// an abort held by [`hold_aborts_during_cleanup`]).
+static STOPPED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// How long the handler waits for the build's thread to stop before it exits anyway.
+const STOP_WAIT: Duration = Duration::from_secs(10);
+
 /// Work abandoned by an interruption (libostree in the middle of a deploy) can trip an assertion
 /// when its tree is removed under it; its `abort()` then waits for the cleanup, which exits with
 /// the signal's code. Any other abort aborts as usual.
@@ -277,6 +305,7 @@ fn hold_aborts_during_cleanup() -> Result<()> {
     unsafe {
         signal_hook::low_level::register(signal_hook::consts::SIGABRT, || {
             if INTERRUPTING.load(std::sync::atomic::Ordering::SeqCst) {
+                STOPPED.store(true, std::sync::atomic::Ordering::SeqCst);
                 loop {
                     std::thread::sleep(std::time::Duration::from_secs(1));
                 }
@@ -307,6 +336,7 @@ pub fn install_signal_handler() -> Result<()> {
 /// Blocks the calling thread for good: the interruption handler is cleaning up and will exit the
 /// process.
 pub fn wait_for_exit() -> ! {
+    STOPPED.store(true, std::sync::atomic::Ordering::SeqCst);
     loop {
         std::thread::park();
     }
@@ -378,9 +408,26 @@ fn interrupted(sig: i32) -> ! {
     kill_children(&children);
     let _publishing = CRITICAL.lock().unwrap_or_else(|e| e.into_inner());
     let mut failures = Vec::new();
+    let mut again = Vec::new();
     while let Some(e) = actions.pop() {
+        if let Some(a) = e.again {
+            again.push((e.what.clone(), a));
+        }
         if let Err(err) = run_action(&e.what, e.action) {
             failures.push(format!("{err:#}"));
+        }
+    }
+    // Until the build's thread stops (its next step fails: its trees are gone), it may still
+    // recreate a directory that was removed; repeat those removals once it has.
+    if !again.is_empty() {
+        let deadline = Instant::now() + STOP_WAIT;
+        while !STOPPED.load(std::sync::atomic::Ordering::SeqCst) && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        for (what, a) in again {
+            if let Err(err) = run_action(&what, Box::new(move || a())) {
+                failures.push(format!("{err:#}"));
+            }
         }
     }
     let msg = interruption_message(signal_name(sig), stage.as_deref(), &outdirs, &failures);
