@@ -17,7 +17,7 @@ pub mod ks;
 pub mod live;
 pub mod logging;
 pub mod output;
-pub mod plan;
+pub use disklayout::plan;
 pub(crate) mod progress;
 pub mod render;
 pub mod tdl;

@@ -37,7 +37,7 @@ use crate::util::cleanup::Guard;
 use crate::util::cmd::{CommandExt, CommandFailed};
 
 /// The smallest XFS filesystem `mkfs.xfs` (xfsprogs ≥ 5.19) creates.
-pub const MIN_BYTES: u64 = 300 * MIB;
+pub const MIN_BYTES: u64 = crate::plan::XFS_MIN_BYTES;
 
 /// Why XFS cannot be written on this machine, or `None` when it can.
 pub fn unavailable_reason() -> Option<String> {

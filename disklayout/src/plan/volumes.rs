@@ -5,7 +5,7 @@
 
 use std::collections::BTreeMap;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 use super::{
@@ -16,7 +16,7 @@ use crate::disk::lvm::{self, PE_START};
 use crate::plan::request::{LogVolRequest, VolGroupRequest};
 
 /// A validated volume group, not yet sized.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct LayoutVg {
     pub line: usize,
     pub name: String,
@@ -32,7 +32,7 @@ pub struct LayoutVg {
 }
 
 /// A validated logical volume, not yet sized.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct LayoutLv {
     pub line: usize,
     pub name: String,
@@ -588,7 +588,7 @@ impl LayoutVg {
 }
 
 /// A volume group as placed on the disk.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct VolumeGroup {
     /// The `volgroup` line.
     pub line: usize,
@@ -605,7 +605,7 @@ pub struct VolumeGroup {
 }
 
 /// One PV of a volume group.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PhysicalVolume {
     /// Kickstart name (`pv.01`).
     pub name: String,
@@ -619,7 +619,7 @@ pub struct PhysicalVolume {
 }
 
 /// One linear LV, placed.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct LogicalVolume {
     pub line: usize,
     pub name: String,

@@ -1,8 +1,10 @@
-//! Writes the GPT (primary + backup) and the protective MBR of a [`DiskPlan`] into a disk image file
-//! with the `gpt` crate. Partition GUIDs and the disk GUID come from the plan (reproducible builds).
+//! Writes the GPT (primary + backup) and the protective MBR of a [`DiskPlan`] onto a disk image
+//! file or a block device with the `gpt` crate. Partition GUIDs and the disk GUID come from the
+//! plan (reproducible builds).
 
 use std::collections::BTreeMap;
 use std::fs::File;
+use std::io::{Read, Seek, SeekFrom, Write};
 
 use anyhow::{Context, Result, ensure};
 use gpt::disk::LogicalBlockSize;
@@ -12,8 +14,8 @@ use uuid::Uuid;
 
 use crate::plan::{DiskPlan, SECTOR};
 
-/// Writes the protective MBR and both GPT headers/tables. Keeps any boot code already in LBA 0
-/// (so it may run before or after the BIOS GRUB step).
+/// Writes the protective MBR and both GPT headers/tables into an image file of exactly the plan's
+/// size. Keeps any boot code already in LBA 0 (so it may run before or after the BIOS GRUB step).
 pub fn write_gpt(file: &mut File, plan: &DiskPlan) -> Result<()> {
     let len = file.metadata().context("reading disk image size")?.len();
     ensure!(
@@ -21,19 +23,36 @@ pub fn write_gpt(file: &mut File, plan: &DiskPlan) -> Result<()> {
         "disk image is {len} bytes, the plan says {}",
         plan.size_bytes
     );
-    let sectors = plan.size_bytes / SECTOR;
-    let bootcode = gpt::mbr::read_bootcode(file).context("reading MBR boot code")?;
+    write_gpt_on(file, plan)
+}
+
+/// [`write_gpt`] on any disk at least as large as the plan (a block device): the backup table
+/// goes at the device's real end, found by seeking there.
+pub fn write_gpt_on<D>(dev: &mut D, plan: &DiskPlan) -> Result<()>
+where
+    D: Read + Write + Seek + std::fmt::Debug,
+{
+    let len = dev.seek(SeekFrom::End(0)).context("reading the disk's size")?;
+    dev.rewind().context("seeking to the disk's start")?;
+    ensure!(
+        len >= plan.size_bytes,
+        "the disk is {len} bytes, the plan needs {}",
+        plan.size_bytes
+    );
+    let sectors = len / SECTOR;
+    let bootcode = gpt::mbr::read_bootcode(&mut *dev).context("reading MBR boot code")?;
     let mut mbr = ProtectiveMBR::with_lb_size(u32::try_from(sectors - 1).unwrap_or(u32::MAX));
     mbr.set_bootcode(bootcode);
     // A fixed disk signature keeps the image reproducible; derived from the disk GUID.
     let g = plan.disk_guid.as_bytes();
     mbr.set_disk_signature([g[0], g[1], g[2], g[3]]);
-    mbr.overwrite_lba0(file).context("writing protective MBR")?;
+    mbr.overwrite_lba0(&mut *dev)
+        .context("writing protective MBR")?;
 
     let mut disk = gpt::GptConfig::new()
         .writable(true)
         .logical_block_size(LogicalBlockSize::Lb512)
-        .create_from_device(&mut *file, Some(plan.disk_guid))
+        .create_from_device(&mut *dev, Some(plan.disk_guid))
         .context("creating GPT")?;
     let last_usable = disk.header().last_usable;
     for p in &plan.partitions {
@@ -70,7 +89,12 @@ mod tests {
     use super::*;
     use crate::plan::request::{DiskRequest, PartitionRequest};
     use crate::plan::{IdSource, Layout, MIB};
-    use crate::util::cmd::CommandExt;
+
+    fn run_text(cmd: &mut Command) -> String {
+        let o = cmd.output().unwrap();
+        assert!(o.status.success(), "{cmd:?}: {}", String::from_utf8_lossy(&o.stderr));
+        String::from_utf8(o.stdout).unwrap()
+    }
 
     #[test]
     fn gpt_is_sgdisk_clean_and_matches_plan() {
@@ -108,17 +132,9 @@ mod tests {
         f.set_len(plan.size_bytes).unwrap();
         write_gpt(&mut f, &plan).unwrap();
         drop(f);
-        let out = Command::new("sgdisk")
-            .arg("-v")
-            .arg(&path)
-            .run_text()
-            .unwrap();
+        let out = run_text(Command::new("sgdisk").arg("-v").arg(&path));
         assert!(out.contains("No problems found"), "{out}");
-        let dump = Command::new("sfdisk")
-            .arg("-d")
-            .arg(&path)
-            .run_text()
-            .unwrap();
+        let dump = run_text(Command::new("sfdisk").arg("-d").arg(&path));
         assert!(
             dump.contains(&format!(
                 "label-id: {}",

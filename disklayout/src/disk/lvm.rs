@@ -18,7 +18,7 @@ use std::fs::File;
 use std::os::unix::fs::FileExt;
 
 use anyhow::{Context, Result, ensure};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 /// Start of the data area (the first extent): LVM2's default 1 MiB alignment.
 pub const PE_START: u64 = 1 << 20;
@@ -72,7 +72,7 @@ pub fn format_id(id: &str) -> String {
 }
 
 /// A volume group as it will be written.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct VgSpec {
     pub name: String,
     /// 32-character LVM id (undashed).
@@ -86,7 +86,7 @@ pub struct VgSpec {
 }
 
 /// One physical volume (a partition).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PvSpec {
     pub id: String,
     /// The partition's size in bytes.
@@ -96,7 +96,7 @@ pub struct PvSpec {
 }
 
 /// One linear logical volume: `extents` extents from `start_extent` on PV `pv`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct LvSpec {
     pub name: String,
     pub id: String,

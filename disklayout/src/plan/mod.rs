@@ -11,7 +11,7 @@
 
 use std::collections::BTreeMap;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use uuid::Uuid;
 
@@ -35,6 +35,8 @@ pub const BOOT_MIB: u64 = 1024;
 pub const DEFAULT_PART_MIB: u64 = 1024;
 /// A FAT32 ESP needs at least 65525 clusters of 512 bytes plus its FATs.
 pub const ESP_MIN_MIB: u64 = 36;
+/// The smallest XFS filesystem `mkfs.xfs` (xfsprogs ≥ 5.19) creates.
+pub const XFS_MIN_BYTES: u64 = 300 * MIB;
 
 /// GPT partition type GUIDs used by the builder.
 pub(crate) mod types {
@@ -68,7 +70,7 @@ fn location(source_name: &str, line: usize) -> String {
 }
 
 /// Filesystem kinds the builder writes natively.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum FsKind {
     Ext4,
@@ -104,7 +106,7 @@ impl FsKind {
 }
 
 /// What a partition is for.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum Role {
     BiosBoot,
@@ -118,7 +120,7 @@ pub enum Role {
 }
 
 /// A filesystem to create: where it is mounted and how it is identified.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Filesystem {
     pub kind: FsKind,
     /// Mount point (`/`, `/boot`, `/boot/efi`, `/var/log`…); `swap` for swap.
@@ -144,7 +146,7 @@ impl Filesystem {
 }
 
 /// One validated partition, not yet placed.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct LayoutPart {
     /// Kickstart line (0 = added by the builder, like Anaconda's platform partitions).
     pub line: usize,
@@ -158,12 +160,12 @@ pub struct LayoutPart {
     pub grow: bool,
     pub max_mib: Option<u64>,
     /// For [`Role::LvmPv`]: the kickstart name (`pv.01`).
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub pv: Option<String>,
 }
 
 /// A validated layout: the partitions in disk order and the volume groups on them.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Layout {
     pub source_name: String,
     pub disk_guid: Uuid,
@@ -556,7 +558,7 @@ fn check_fs_fits(
             "the EFI system partition must be at least {ESP_MIN_MIB} MiB for FAT32 (got {min_mib} MiB)"
         ));
     }
-    let xfs_min_mib = crate::fs::xfs::MIN_BYTES / MIB;
+    let xfs_min_mib = XFS_MIN_BYTES / MIB;
     if kind == FsKind::Xfs
         && min_mib < xfs_min_mib
         && (!p.grow || p.maxsize_mib.is_some_and(|m| m < xfs_min_mib))
@@ -982,7 +984,7 @@ fn grow_to_total(
 }
 
 /// The disk as it will be written.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct DiskPlan {
     pub size_bytes: u64,
     pub sector_size: u64,
@@ -993,7 +995,7 @@ pub struct DiskPlan {
 }
 
 /// One GPT partition, placed.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Partition {
     pub number: u32,
     pub name: String,
@@ -1019,7 +1021,7 @@ impl Partition {
 }
 
 /// What a partition holds.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "kebab-case")]
 pub enum Content {
     /// Raw GRUB core.img.
@@ -1052,8 +1054,7 @@ impl DiskPlan {
     }
 
     /// The filesystem that holds `path` (the deepest mount point that is a prefix of it).
-    #[cfg(test)]
-    pub(crate) fn filesystem_for(&self, path: &str) -> Option<&Filesystem> {
+    pub fn filesystem_for(&self, path: &str) -> Option<&Filesystem> {
         self.filesystems()
             .into_iter()
             .map(|(f, _, _)| f)

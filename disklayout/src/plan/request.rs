@@ -3,10 +3,10 @@
 //! This is the disk area's own input type. The kickstart adapter fills it from the parsed kickstart
 //! (each item keeps its kickstart line so that errors can name it); tests build it directly.
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 /// Everything about the target disk and boot that a kickstart can say.
-#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct DiskRequest {
     /// Name used in errors (`FILE:LINE: …`), usually the kickstart path.
     pub source_name: String,
@@ -37,14 +37,14 @@ pub struct DiskRequest {
 pub const MAX_DISK_MIB: u64 = 16 * 1024 * 1024 - 1;
 
 /// A value with the kickstart line it came from (0 = not from a line).
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Located<T> {
     pub line: usize,
     pub value: T,
 }
 
 /// One `part` line.
-#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct PartitionRequest {
     pub line: usize,
     /// Mount point or special name: `/`, `/boot`, `swap`, `biosboot`, `/boot/efi`, `pv.01`, …
@@ -64,7 +64,7 @@ pub struct PartitionRequest {
 }
 
 /// One `volgroup` line.
-#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct VolGroupRequest {
     pub line: usize,
     pub name: String,
@@ -81,7 +81,7 @@ pub struct VolGroupRequest {
 }
 
 /// One `logvol` line.
-#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct LogVolRequest {
     pub line: usize,
     /// Mount point or `swap`.
@@ -111,14 +111,14 @@ pub struct LogVolRequest {
 }
 
 /// `reqpart`.
-#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct ReqpartRequest {
     pub line: usize,
     pub add_boot: bool,
 }
 
 /// `autopart`.
-#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct AutopartRequest {
     pub line: usize,
     /// `--type` (None = Anaconda's default, which is LVM: refused like LVM).
@@ -130,7 +130,7 @@ pub struct AutopartRequest {
 }
 
 /// `bootloader`.
-#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct BootloaderRequest {
     pub line: usize,
     /// `--append`, split into kernel arguments.
@@ -142,7 +142,7 @@ pub struct BootloaderRequest {
 }
 
 /// `ostreesetup`.
-#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct OstreeSetup {
     pub line: usize,
     pub osname: String,
