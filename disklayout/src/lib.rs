@@ -6,6 +6,7 @@
 //! static installer helper uses it on the machine being installed, so both lay out a kickstart
 //! the same way.
 
+pub mod install;
 pub mod plan;
 
 pub mod disk {

@@ -1022,7 +1022,7 @@ impl Partition {
 
 /// What a partition holds.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(tag = "kind", rename_all = "kebab-case")]
+#[serde(rename_all = "kebab-case")]
 pub enum Content {
     /// Raw GRUB core.img.
     BiosBoot,
