@@ -68,11 +68,14 @@ pub struct TargetRequest {
 
 /// What the machine does once the install is done: the kickstart's `reboot`, `poweroff`/`shutdown`
 /// or `halt` (Anaconda's default).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Finish {
-    Reboot { eject: bool },
+    Reboot {
+        eject: bool,
+    },
     Poweroff,
+    #[default]
     Halt,
 }
 
@@ -186,7 +189,10 @@ pub struct MovedVolume {
 pub enum VolumeKind {
     /// GRUB's core.img (must not move: the MBR points at it).
     BiosBoot,
-    Filesystem { kind: FsKind, mountpoint: String },
+    Filesystem {
+        kind: FsKind,
+        mountpoint: String,
+    },
 }
 
 /// The image's volumes matched with the target plan's.
@@ -245,7 +251,9 @@ impl VolumeMap {
                     .lvs
                     .iter()
                     .find(|l| l.name == ol.name && og.name == ng.name)
-                    .ok_or_else(|| format!("LV {}/{} is not in the target plan", og.name, ol.name))?;
+                    .ok_or_else(|| {
+                        format!("LV {}/{} is not in the target plan", og.name, ol.name)
+                    })?;
                 volumes.push(MovedVolume {
                     what: format!("LV {}/{}", og.name, ol.name),
                     kind: VolumeKind::Filesystem {
@@ -393,7 +401,11 @@ mod tests {
 
     #[test]
     fn the_disk_is_the_named_one_else_the_first_that_is_not_the_medium() {
-        let disks = [disk("sr0", 1, true), disk("vdb", 9, false), disk("vda", 8, false)];
+        let disks = [
+            disk("sr0", 1, true),
+            disk("vdb", 9, false),
+            disk("vda", 8, false),
+        ];
         let mut t = TargetRequest::default();
         assert_eq!(choose_disk(&disks, &t).unwrap().name, "vda");
         t.ignored = vec!["vda".into()];
@@ -404,9 +416,15 @@ mod tests {
         t.named = vec!["sda".into()];
         t.source = "ignoredisk at a.ks:2".into();
         let e = choose_disk(&disks, &t).unwrap_err();
-        assert!(e.contains("sda (ignoredisk at a.ks:2)") && e.contains("vdb, vda"), "{e}");
+        assert!(
+            e.contains("sda (ignoredisk at a.ks:2)") && e.contains("vdb, vda"),
+            "{e}"
+        );
         t.named = vec!["sr0".into()];
-        assert!(choose_disk(&disks, &t).is_err(), "the boot medium is never a target");
+        assert!(
+            choose_disk(&disks, &t).is_err(),
+            "the boot medium is never a target"
+        );
         let e = choose_disk(&disks[..1], &TargetRequest::default()).unwrap_err();
         assert!(e.contains("boot medium: sr0"), "{e}");
     }
@@ -526,8 +544,8 @@ mod tests {
         f.set_len(1 << 20).unwrap();
         f.write_all_at(&[7u8; 10], 70_000).unwrap();
         f.write_all_at(&[9u8; 5], 300_000).unwrap();
-        let runs = drop_zero_blocks(&[(0, 1 << 20)], 65536, |at, b| f.read_exact_at(b, at))
-            .unwrap();
+        let runs =
+            drop_zero_blocks(&[(0, 1 << 20)], 65536, |at, b| f.read_exact_at(b, at)).unwrap();
         assert_eq!(runs, vec![(65536, 65536), (262144, 65536)]);
         let mut stream = Vec::new();
         write_extents(&mut stream, &f, &runs).unwrap();
@@ -559,7 +577,10 @@ mod tests {
         };
         let back: Payload = serde_json::from_str(&serde_json::to_string(&p).unwrap()).unwrap();
         assert_eq!(back, p);
-        assert_eq!(Finish::from_command(Some("shutdown"), false), Finish::Poweroff);
+        assert_eq!(
+            Finish::from_command(Some("shutdown"), false),
+            Finish::Poweroff
+        );
         assert_eq!(Finish::from_command(None, false), Finish::Halt);
     }
 }

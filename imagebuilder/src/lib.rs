@@ -12,6 +12,7 @@ pub mod deployment;
 pub(crate) mod disk;
 pub mod fs;
 pub mod imagefactory;
+pub mod installer;
 pub mod iso;
 pub mod ks;
 pub mod live;

@@ -32,7 +32,9 @@ pub fn write_gpt_on<D>(dev: &mut D, plan: &DiskPlan) -> Result<()>
 where
     D: Read + Write + Seek + std::fmt::Debug,
 {
-    let len = dev.seek(SeekFrom::End(0)).context("reading the disk's size")?;
+    let len = dev
+        .seek(SeekFrom::End(0))
+        .context("reading the disk's size")?;
     dev.rewind().context("seeking to the disk's start")?;
     ensure!(
         len >= plan.size_bytes,
@@ -92,7 +94,11 @@ mod tests {
 
     fn run_text(cmd: &mut Command) -> String {
         let o = cmd.output().unwrap();
-        assert!(o.status.success(), "{cmd:?}: {}", String::from_utf8_lossy(&o.stderr));
+        assert!(
+            o.status.success(),
+            "{cmd:?}: {}",
+            String::from_utf8_lossy(&o.stderr)
+        );
         String::from_utf8(o.stdout).unwrap()
     }
 

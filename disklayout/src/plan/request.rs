@@ -24,6 +24,11 @@ pub struct DiskRequest {
     pub bootloader: BootloaderRequest,
     /// `clearpart`, `zerombr`, `ignoredisk`: accepted, meaningless for a fresh image file.
     pub accepted_noops: Vec<Located<String>>,
+    /// What `ignoredisk`, `clearpart`, `zerombr` and `part --ondisk` say of the disk an installer
+    /// writes to.
+    pub install_target: crate::install::TargetRequest,
+    /// `reboot`, `poweroff`/`shutdown` or `halt`: what an installer does when done.
+    pub finish: crate::install::Finish,
     /// Lines that ask for something this builder does not support yet (`raid`, `btrfs`
     /// volumes…): each becomes a "not supported" error naming the line.
     pub unsupported: Vec<Located<String>>,

@@ -15,6 +15,7 @@
 //! "IB-END-$((N+0)):$?"`), so neither can be matched in the echo of the typed command line (see
 //! native-disk.md §4), and a prompt printed around the line never ends up in the output.
 
+pub mod install;
 pub mod netboot;
 
 use std::ffi::OsString;
@@ -80,6 +81,9 @@ pub struct BootSpec {
     pub timeout: Duration,
     /// Texts that must all appear on the console; empty = wait for a login prompt.
     pub markers: Vec<String>,
+    /// Wait for the machine to stop instead (power off or reboot: QEMU exits; halt: the kernel
+    /// says `System halted`), after the markers: an installer's run.
+    pub until_stopped: bool,
     pub login: Option<Login>,
     pub memory_mib: u32,
     pub cpus: u32,
@@ -112,6 +116,7 @@ impl Default for BootSpec {
             direct: None,
             timeout: Duration::from_secs(600),
             markers: Vec::new(),
+            until_stopped: false,
             login: None,
             memory_mib: 2048,
             cpus: 2,
@@ -683,7 +688,7 @@ fn watch(
     con: &mut Console,
     report: &mut BootReport,
 ) -> Result<()> {
-    let want_prompt = spec.markers.is_empty() || spec.login.is_some();
+    let want_prompt = !spec.until_stopped && (spec.markers.is_empty() || spec.login.is_some());
     loop {
         let secs = con.secs();
         for hit in report.markers.iter_mut().filter(|h| h.seconds.is_none()) {
@@ -699,6 +704,9 @@ fn watch(
             report.login_prompt_seconds = Some(secs);
         }
         let markers_done = report.markers.iter().all(|h| h.seconds.is_some());
+        if markers_done && spec.until_stopped {
+            return wait_stopped(spec, qemu, con);
+        }
         if markers_done && (!want_prompt || report.login_prompt_seconds.is_some()) {
             break;
         }
@@ -738,6 +746,30 @@ fn watch(
         report.commands.push(run);
     }
     Ok(())
+}
+
+/// The kernel's last line when a machine halts (without powering off).
+const HALTED: &str = "System halted";
+
+/// Waits until QEMU exits or the guest halts.
+fn wait_stopped(spec: &BootSpec, qemu: &mut Qemu, con: &mut Console) -> Result<()> {
+    match con.wait_for(qemu, |b| find(b, HALTED.as_bytes(), 0)) {
+        Wait::Found(_) => {
+            tracing::info!("boot test: the machine halted after {:.1} s", con.secs());
+            Ok(())
+        }
+        Wait::Exited(why) => {
+            tracing::info!(
+                "boot test: the machine stopped after {:.1} s ({why})",
+                con.secs()
+            );
+            Ok(())
+        }
+        Wait::Timeout => bail!(
+            "timed out after {} s waiting for the machine to stop",
+            spec.timeout.as_secs()
+        ),
+    }
 }
 
 fn wait_text(

@@ -62,6 +62,7 @@ pub fn from_kickstart(ks: &Kickstart, source_name: &str) -> (DiskRequest, Option
     read_partitions(ks, &mut req);
     read_bootloader(ks, &mut req);
     read_noops(ks, &mut req);
+    read_install(ks, &mut req);
     read_lvm(ks, &mut req);
     read_unsupported(ks, &mut req);
     req.unsupported.sort_by_key(|u| u.line);
@@ -129,6 +130,41 @@ fn read_bootloader(ks: &Kickstart, req: &mut DiskRequest) {
             disabled: b.disabled || b.location == "none",
         };
     }
+}
+
+/// What an installer needs to know of the target disk and of the end of the install.
+fn read_install(ks: &Kickstart, req: &mut DiskRequest) {
+    let file = req.source_name.clone();
+    let t = &mut req.install_target;
+    let mut sources = Vec::new();
+    if let Some(i) = typed::ignoredisk(ks) {
+        t.named.extend(i.only_use.iter().cloned());
+        t.ignored.extend(i.drives.iter().cloned());
+        sources.push(format!("ignoredisk at {file}:{}", i.at.line));
+    }
+    if let Some(c) = typed::clearpart(ks) {
+        t.named.extend(c.drives.iter().cloned());
+        // pykickstart: --none is type 2.
+        t.may_clear |= c.kind != Some(2);
+        sources.push(format!("clearpart at {file}:{}", c.at.line));
+    }
+    for p in typed::partitions(ks) {
+        if let Some(d) = &p.disk {
+            t.named.extend(d.split(',').map(|s| s.trim().to_string()));
+            sources.push(format!("part --ondisk at {file}:{}", p.at.line));
+        }
+    }
+    if typed::zerombr(ks).is_some() {
+        t.may_clear = true;
+    }
+    let mut seen = std::collections::BTreeSet::new();
+    t.named.retain(|n| seen.insert(n.clone()));
+    t.source = sources.join(", ");
+    let r = typed::reboot(ks);
+    req.finish = disklayout::install::Finish::from_command(
+        r.as_ref().map(|r| r.action.as_str()),
+        r.as_ref().is_some_and(|r| r.eject),
+    );
 }
 
 /// Commands with nothing to do on a fresh image, accepted as such.

@@ -187,7 +187,9 @@ struct SourceInfo<'a> {
 }
 
 /// Resolves where the content comes from, as rpm-ostree-toolbox does: `--ostreerepo` replaces the
-/// kickstart's URL (also as the image's remote) unless `--preserve-ks-url`.
+/// kickstart's URL (also as the image's remote) unless `--preserve-ks-url` — or unless the build
+/// makes an installer ISO: a path of the build host means nothing on the machines it installs, so
+/// their remote is the kickstart's URL.
 pub fn deploy_source(job: &ImageJob, kargs: Vec<String>) -> Result<DeploySource> {
     let ks = job.ostreesetup.as_ref().with_context(|| {
         format!(
@@ -202,7 +204,8 @@ pub fn deploy_source(job: &ImageJob, kargs: Vec<String>) -> Result<DeploySource>
     let (pull_url, remote_url) = match &job.ostree_repo {
         Some(repo) => {
             let url = deploy::file_url(repo)?;
-            let remote = if job.preserve_ks_url {
+            let remote = if job.preserve_ks_url || job.formats.contains(&OutputFormat::InstallerIso)
+            {
                 ks.url.clone()
             } else {
                 url.clone()
@@ -380,7 +383,7 @@ fn run(
     let dirs = WorkDirs::create(work)?;
     let deployed = stage_deployment(job, hooks, req, &dirs, log)?;
     let mut staged = Vec::new();
-    let live = match req.formats.iter().any(|f| !f.is_disk()) {
+    let live = match req.formats.iter().any(|f| f.is_live()) {
         true => Some(write_live_artifacts(
             job,
             req,
@@ -391,10 +394,16 @@ fn run(
         )?),
         false => None,
     };
-    let (plan, cleanup) = match req.formats.iter().any(|f| f.is_disk()) {
+    let wants_disk = req.formats.iter().any(|f| f.is_disk())
+        || req.formats.contains(&OutputFormat::InstallerIso);
+    let (plan, cleanup) = match wants_disk {
         true => {
-            let (plan, cleanup) =
-                write_disk_artifacts(job, req, &deployed, &dirs, log, &mut staged)?;
+            let artifacts = DiskArtifacts {
+                deployed: &deployed,
+                live: live.as_ref(),
+                dirs: &dirs,
+            };
+            let (plan, cleanup) = write_disk_artifacts(job, req, &artifacts, log, &mut staged)?;
             (Some(plan), Some(cleanup))
         }
         false => (None, None),
@@ -440,15 +449,26 @@ fn run(
 fn write_disk_artifacts(
     job: &ImageJob,
     req: &BuildRequest,
-    deployed: &Deployed,
-    dirs: &WorkDirs,
+    a: &DiskArtifacts<'_>,
     log: &mut BuildLog,
     staged: &mut Vec<Staged>,
 ) -> Result<(DiskPlan, std::thread::JoinHandle<Result<()>>)> {
+    let (deployed, dirs) = (a.deployed, a.dirs);
     let boot = prepare_boot(job, &req.layout, deployed, dirs, log)?;
     let trees = split_filesystems(job, &req.layout, deployed, dirs)?;
-    let plan = size_disk(job, req, &trees, log)?;
+    let (plan, needs) = size_disk(job, req, &trees, log)?;
     let raw = write_raw_disk(job, &plan, &trees, &boot, dirs, log)?;
+    if req.formats.contains(&OutputFormat::InstallerIso) {
+        let live = a.live.context("the installer ISO without a live root")?;
+        let image = InstallImage {
+            plan: &plan,
+            needs,
+            raw: &raw,
+        };
+        staged.push(write_installer_iso(
+            job, req, deployed, live, &image, dirs, log,
+        )?);
+    }
     let scratch = dirs.stage.clone();
     let cleanup = std::thread::spawn(move || {
         crate::blockdev::mounts::remove_tree(&scratch)
@@ -465,11 +485,29 @@ fn write_disk_artifacts(
     Ok((plan, cleanup))
 }
 
+/// What the disk writer reads: the staged deployment (consumed), the live root when the installer
+/// ISO needs it, the work folders.
+struct DiskArtifacts<'a> {
+    deployed: &'a Deployed,
+    live: Option<&'a LiveBuilt>,
+    dirs: &'a WorkDirs,
+}
+
+/// The disk image the installer ISO carries, and how it was sized.
+struct InstallImage<'a> {
+    plan: &'a DiskPlan,
+    needs: BTreeMap<String, u64>,
+    raw: &'a Path,
+}
+
 /// The live artifacts built from the staged deployment, and what metadata says of them.
 struct LiveBuilt {
     root: crate::live::LiveRoot,
     url: String,
     volume_id: Option<String>,
+    /// The installer ISO's tree with the live files, linked before the disk writer consumes the
+    /// deployment they are in.
+    installer_tree: Option<PathBuf>,
 }
 
 /// The live root (squashfs, kernel, initramfs), then the PXE-to-Live directory and the live ISO.
@@ -495,6 +533,10 @@ fn write_live_artifacts(
             work: &work,
             log_dir: &dirs.logs,
             source_date_epoch: job.source_date_epoch,
+            extra_files: match req.formats.contains(&OutputFormat::InstallerIso) {
+                true => crate::installer::live_files(&job.name, job.disk.finish),
+                false => Vec::new(),
+            },
         },
         log,
     )?;
@@ -503,10 +545,15 @@ fn write_live_artifacts(
         .url
         .clone()
         .unwrap_or_else(|| crate::live::pxe::URL_PLACEHOLDER.to_string());
+    let installer_tree = match req.formats.contains(&OutputFormat::InstallerIso) {
+        true => Some(live_iso_tree(&root, &work.join("installer-iso"))?),
+        false => None,
+    };
     let mut built = LiveBuilt {
         root,
         url,
         volume_id: None,
+        installer_tree,
     };
     if req.formats.contains(&OutputFormat::PxeLive) {
         staged.push(write_pxe_output(job, &built, &work, &dirs.out, log)?);
@@ -605,32 +652,67 @@ fn write_live_iso(
     out: &Path,
     log: &mut BuildLog,
 ) -> Result<Staged> {
-    use crate::live::pxe::link_or_copy;
     set_stage("writing the live ISO");
     log.step(format!("writing the live ISO (volume id {volume_id})"));
-    let tree = work.join("iso");
+    let tree = live_iso_tree(live, &work.join("iso"))?;
+    let menu = [live_menu_entry(live_title(job, live), live, volume_id, &[])];
+    let tmp = xorriso_iso(job, volume_id, &tree, &menu, work, out)?;
+    Ok(Staged {
+        format: Some(OutputFormat::LiveIso),
+        final_path: output_path(job, OutputFormat::LiveIso),
+        tmp: tmp.into(),
+    })
+}
+
+/// The ISO tree every live medium has: `LiveOS/squashfs.img` (dmsquash-live's default path) and
+/// the kernel and initramfs in `images/pxeboot/`.
+fn live_iso_tree(live: &crate::live::LiveRoot, tree: &Path) -> Result<PathBuf> {
+    use crate::live::pxe::link_or_copy;
     for d in ["LiveOS", "images/pxeboot"] {
         std::fs::create_dir_all(tree.join(d))
             .with_context(|| format!("creating {d} in the ISO tree"))?;
     }
-    // dmsquash-live's default image path on live media.
     link_or_copy(&live.squashfs, &tree.join("LiveOS/squashfs.img"))?;
     link_or_copy(&live.kernel, &tree.join("images/pxeboot/vmlinuz"))?;
     link_or_copy(&live.initramfs, &tree.join("images/pxeboot/initrd.img"))?;
-    let title = live_title(job, live);
-    let menu = [crate::iso::MenuEntry {
+    Ok(tree.to_path_buf())
+}
+
+fn live_menu_entry(
+    title: String,
+    live: &crate::live::LiveRoot,
+    volume_id: &str,
+    extra: &[&str],
+) -> crate::iso::MenuEntry {
+    let mut cmdline = iso_cmdline(live, volume_id);
+    for e in extra {
+        cmdline.push(' ');
+        cmdline.push_str(e);
+    }
+    crate::iso::MenuEntry {
         title,
         kernel: "/images/pxeboot/vmlinuz".into(),
         initrd: vec!["/images/pxeboot/initrd.img".into()],
-        cmdline: iso_cmdline(live, volume_id),
-    }];
+        cmdline,
+    }
+}
+
+/// Writes the hybrid ISO of `tree` with `menu` into a temporary file in `out`.
+fn xorriso_iso(
+    job: &ImageJob,
+    volume_id: &str,
+    tree: &Path,
+    menu: &[crate::iso::MenuEntry],
+    work: &Path,
+    out: &Path,
+) -> Result<tempfile::TempPath> {
     let (_, tmp) = temp_in(out, ".iso")?;
-    let bar = crate::progress::spinner("writing the live ISO (xorriso)");
+    let bar = crate::progress::spinner("writing the ISO (xorriso)");
     let written = crate::iso::write_iso(
         &crate::iso::IsoSpec {
             volume_id,
-            tree: &tree,
-            menu: &menu,
+            tree,
+            menu,
             timeout: job.disk.bootloader.timeout.unwrap_or(3),
             work,
             source_date_epoch: job.source_date_epoch,
@@ -639,11 +721,75 @@ fn write_live_iso(
     );
     bar.finish_and_clear();
     written?;
+    Ok(tmp)
+}
+
+/// The installer ISO: the live medium with the `install/` folder (helper, payload, the disk image's
+/// extents) and a boot menu whose first entry installs.
+fn write_installer_iso(
+    job: &ImageJob,
+    req: &BuildRequest,
+    deployed: &Deployed,
+    live: &LiveBuilt,
+    image: &InstallImage<'_>,
+    dirs: &WorkDirs,
+    log: &mut BuildLog,
+) -> Result<Staged> {
+    set_stage("writing the installer ISO");
+    let volume_id = &req.installer_volume_id;
+    log.step(format!("writing the installer ISO (volume id {volume_id})"));
+    let work = dirs.root.join("live");
+    let tree = live
+        .installer_tree
+        .clone()
+        .context("the installer ISO's tree was not staged")?;
+    let payload = disklayout::install::Payload {
+        format: disklayout::install::PAYLOAD_FORMAT,
+        name: job.name.clone(),
+        layout: req.layout.clone(),
+        needs: image.needs.clone(),
+        image: image.plan.clone(),
+        lvm_creation_time: build_time(job),
+        osname: deployed.osname.clone(),
+        target: job.disk.install_target.clone(),
+        finish: job.disk.finish,
+    };
+    let bytes = crate::installer::write_medium_dir(&tree, &payload, image.raw)?;
+    log.step(format!(
+        "install/{}: {} MiB of the {} MiB disk image",
+        disklayout::install::IMAGE_FILE,
+        bytes / MIB,
+        image.plan.size_bytes / MIB
+    ));
+    let title = live_title(job, &live.root);
+    let menu = [
+        live_menu_entry(
+            format!("Install {title}"),
+            &live.root,
+            volume_id,
+            &[disklayout::install::KERNEL_ARG],
+        ),
+        live_menu_entry(
+            format!("Start {title} without installing"),
+            &live.root,
+            volume_id,
+            &[],
+        ),
+    ];
+    let tmp = xorriso_iso(job, volume_id, &tree, &menu, &work, &dirs.out)?;
     Ok(Staged {
-        format: Some(OutputFormat::LiveIso),
-        final_path: output_path(job, OutputFormat::LiveIso),
+        format: Some(OutputFormat::InstallerIso),
+        final_path: output_path(job, OutputFormat::InstallerIso),
         tmp: tmp.into(),
     })
+}
+
+/// The installer ISO's volume id: the live one's with `-inst` (within the 32 characters), so a
+/// machine with both media attached finds each by its own label.
+fn installer_volume_id(live: &str) -> String {
+    let mut base = live.to_string();
+    base.truncate(32 - "-inst".len());
+    format!("{base}-inst")
 }
 
 /// What is known about a build before any work: the checked layout, kernel arguments, source and
@@ -656,6 +802,8 @@ struct BuildRequest {
     formats: Vec<OutputFormat>,
     /// The live ISO's volume id.
     volume_id: String,
+    /// The installer ISO's volume id.
+    installer_volume_id: String,
 }
 
 impl BuildRequest {
@@ -688,12 +836,14 @@ impl BuildRequest {
                 "--live-url {u:?}: a URL without spaces is needed (it goes into kernel command lines)"
             );
         }
+        let installer_volume_id = installer_volume_id(&volume_id);
         Ok(BuildRequest {
             layout,
             kargs,
             source,
             formats,
             volume_id,
+            installer_volume_id,
         })
     }
 
@@ -722,10 +872,12 @@ impl BuildRequest {
         if let Some(f) = filesystems.iter().find(|f| f.kind == FsKind::Xfs) {
             crate::fs::xfs::ensure_available(&f.mountpoint)?;
         }
-        if self.formats.iter().any(|f| !f.is_disk()) {
+        if self.formats.iter().any(|f| f.is_live()) {
             crate::util::cmd::require_program("mksquashfs")?;
         }
-        if self.formats.contains(&OutputFormat::LiveIso) {
+        if self.formats.contains(&OutputFormat::LiveIso)
+            || self.formats.contains(&OutputFormat::InstallerIso)
+        {
             for p in ["xorriso", "mkfs.fat", "mmd", "mcopy"] {
                 crate::util::cmd::require_program(p)?;
             }
@@ -935,7 +1087,7 @@ fn size_disk(
     req: &BuildRequest,
     trees: &BTreeMap<String, PathBuf>,
     log: &mut BuildLog,
-) -> Result<DiskPlan> {
+) -> Result<(DiskPlan, BTreeMap<String, u64>)> {
     let mut needs = BTreeMap::new();
     let mut total_need = 0;
     for f in req.layout.filesystems() {
@@ -967,7 +1119,7 @@ fn size_disk(
             );
         }
     }
-    Ok(plan)
+    Ok((plan, needs))
 }
 
 /// The disk plan in the build log: partitions, then volume groups with their PVs and LVs.
@@ -1155,7 +1307,7 @@ fn write_outputs(
         let tmp = match fmt {
             OutputFormat::Raw | OutputFormat::Qcow2 => continue,
             // Written by the live writers from the deployment, not from the disk.
-            OutputFormat::PxeLive | OutputFormat::LiveIso => continue,
+            OutputFormat::PxeLive | OutputFormat::LiveIso | OutputFormat::InstallerIso => continue,
             OutputFormat::RawXz => write_raw_xz(&raw, out, log)?,
             OutputFormat::VagrantLibvirt => {
                 let qcow2 = qcow2.as_ref().context("qcow2 for the libvirt box")?;

@@ -44,6 +44,10 @@ pub enum OutputFormat {
     /// Hybrid live ISO, BIOS and UEFI, CD-ROM and disk (`NAME.iso`).
     #[serde(rename = "live-iso")]
     LiveIso,
+    /// Unattended installer ISO, BIOS and UEFI: the live system installs the kickstart's disk
+    /// onto the machine's disk (`NAME.installer.iso`).
+    #[serde(rename = "installer-iso")]
+    InstallerIso,
 }
 
 impl OutputFormat {
@@ -56,6 +60,7 @@ impl OutputFormat {
             "vagrant-virtualbox" => Self::VagrantVirtualbox,
             "pxe-live" | "pxe-to-live" => Self::PxeLive,
             "live-iso" => Self::LiveIso,
+            "installer-iso" => Self::InstallerIso,
             _ => return None,
         })
     }
@@ -69,17 +74,22 @@ impl OutputFormat {
             Self::VagrantVirtualbox => "vagrant-virtualbox.box",
             Self::PxeLive => "pxe",
             Self::LiveIso => "iso",
+            Self::InstallerIso => "installer.iso",
         }
     }
 
     /// A disk image (or a conversion of one), as opposed to a live image.
     pub fn is_disk(self) -> bool {
-        !matches!(self, Self::PxeLive | Self::LiveIso)
+        !self.is_live()
+    }
+
+    /// Built from the live root (the installer ISO boots one too).
+    pub fn is_live(self) -> bool {
+        matches!(self, Self::PxeLive | Self::LiveIso | Self::InstallerIso)
     }
 
     /// The names [`OutputFormat::parse`] accepts (for error messages).
-    pub const NAMES: &'static str =
-        "raw, raw.xz, qcow2, vagrant-libvirt, vagrant-virtualbox, pxe-live, live-iso";
+    pub const NAMES: &'static str = "raw, raw.xz, qcow2, vagrant-libvirt, vagrant-virtualbox, pxe-live, live-iso, installer-iso";
 }
 
 /// The build log (`NAME.log`, written in the build's own log directory and moved to `OUTDIR/logs/`

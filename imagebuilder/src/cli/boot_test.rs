@@ -25,6 +25,17 @@ pub struct BootTestArgs {
     /// File in the netboot DIR the firmware boots (default: pxelinux.0, with --uefi grubx64.efi)
     #[arg(long, value_name = "NAME", requires = "netboot")]
     bootfile: Option<String>,
+    /// Install from this installer ISO onto IMAGE (created blank with --disk-size when missing),
+    /// wait for the machine to stop, check the installer's verdict, then boot IMAGE alone with the
+    /// other options (markers, login, commands)
+    #[arg(long, value_name = "ISO", requires = "image", conflicts_with_all = ["cdrom", "netboot"])]
+    install: Option<PathBuf>,
+    /// Size of the blank target disk --install creates (e.g. 8G)
+    #[arg(long, value_name = "SIZE", requires = "install", value_parser = super::image::parse_size)]
+    disk_size: Option<u64>,
+    /// Give up on the install run after this many seconds
+    #[arg(long, default_value_t = 900, requires = "install")]
+    install_timeout: u64,
     /// Open IMAGE writable (no snapshot), e.g. for an installer booted with --cdrom or --netboot
     #[arg(long, requires = "image")]
     writable_disk: bool,
@@ -58,6 +69,11 @@ pub fn boot_test(a: BootTestArgs) -> Result<ExitCode> {
     if a.image.is_none() && a.cdrom.is_none() && a.netboot.is_none() {
         bail!("nothing to boot: give a disk IMAGE, --cdrom ISO or --netboot DIR");
     }
+    let install = a
+        .install
+        .clone()
+        .map(|iso| (iso, a.disk_size, a.install_timeout));
+    let json = a.json;
     let mut spec = BootSpec {
         image: a.image,
         cdrom: a.cdrom,
@@ -78,10 +94,72 @@ pub fn boot_test(a: BootTestArgs) -> Result<ExitCode> {
         password: Some(pw),
         commands: a.commands,
     });
+    if let Some((iso, disk_size, timeout)) = install {
+        return install_then_boot(spec, iso, disk_size, timeout, json);
+    }
     let report = run(&spec)?;
-    if a.json {
+    if json {
         println!("{}", serde_json::to_string_pretty(&report)?);
     } else {
+        print_report(&report);
+    }
+    if !report.success {
+        eprintln!(
+            "error: {}",
+            report
+                .ensure_success()
+                .err()
+                .map(|e| format!("{e:#}"))
+                .unwrap_or_default()
+        );
+        return Ok(ExitCode::from(1));
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `--install`: the install run, then the boot of the installed disk.
+fn install_then_boot(
+    spec: BootSpec,
+    iso: PathBuf,
+    disk_size: Option<u64>,
+    timeout: u64,
+    json: bool,
+) -> Result<ExitCode> {
+    use imagebuilder::boot_test::install::{InstallSpec, run_install};
+    let disk = spec.image.clone().unwrap_or_default();
+    let r = run_install(&InstallSpec {
+        iso,
+        disk,
+        disk_size,
+        install_timeout: Duration::from_secs(timeout),
+        uefi: spec.uefi,
+        memory_mib: spec.memory_mib,
+        work_dir: spec.work_dir.clone(),
+        boot: Some(spec),
+    })?;
+    if json {
+        println!("{}", serde_json::to_string_pretty(&r)?);
+    } else {
+        println!("install serial log: {}", r.install.serial_log.display());
+        for l in &r.installer_lines {
+            println!("installer: {l}");
+        }
+        if let Some(s) = r.install_seconds {
+            println!("install run: {s:.1} s");
+        }
+        if let Some(b) = &r.boot {
+            print_report(b);
+        }
+    }
+    if let Some(f) = &r.failure {
+        eprintln!("error: {f}");
+        return Ok(ExitCode::from(1));
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn print_report(report: &imagebuilder::boot_test::BootReport) {
+    {
         println!("serial log: {}", report.serial_log.display());
         for m in &report.markers {
             match m.seconds {
@@ -118,16 +196,4 @@ pub fn boot_test(a: BootTestArgs) -> Result<ExitCode> {
             report.elapsed_seconds
         );
     }
-    if !report.success {
-        eprintln!(
-            "error: {}",
-            report
-                .ensure_success()
-                .err()
-                .map(|e| format!("{e:#}"))
-                .unwrap_or_default()
-        );
-        return Ok(ExitCode::from(1));
-    }
-    Ok(ExitCode::SUCCESS)
 }

@@ -32,8 +32,9 @@ pub struct ImageArgs {
     #[arg(long = "ref", value_name = "REF")]
     reference: Option<String>,
     /// Output format; repeat for several: raw, raw.xz (alias raw-xz), qcow2 (alias kvm),
-    /// vagrant-libvirt, vagrant-virtualbox, pxe-live (directory NAME.pxe/), live-iso. All come
-    /// from one deployment; the disk formats from one raw disk
+    /// vagrant-libvirt, vagrant-virtualbox, pxe-live (directory NAME.pxe/), live-iso,
+    /// installer-iso (NAME.installer.iso). All come from one deployment; the disk formats and the
+    /// installer's image from one raw disk
     #[arg(short = 'i', long = "image-type", value_name = "FORMAT", required = true, value_parser = parse_format)]
     formats: Vec<OutputFormat>,
     /// Output directory

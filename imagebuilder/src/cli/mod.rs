@@ -11,6 +11,7 @@ mod clean;
 mod demo;
 mod image;
 mod imagefactory;
+mod installer;
 mod ks;
 mod liveimage;
 mod render;
@@ -37,8 +38,9 @@ enum Cmd {
     Tdl(tdl::TdlArgs),
     Imagefactory(imagefactory::ImagefactoryArgs),
     Liveimage(liveimage::LiveimageArgs),
-    /// Build disk images (raw, qcow2, Vagrant boxes) and live images (PXE-to-Live, live ISO) from a
-    /// kickstart and an OSTree commit
+    Installer(installer::InstallerArgs),
+    /// Build disk images (raw, qcow2, Vagrant boxes), live images (PXE-to-Live, live ISO) and the
+    /// unattended installer ISO from a kickstart and an OSTree commit
     Image(image::ImageArgs),
     Demo(demo::DemoArgs),
     Clean(clean::CleanArgs),
@@ -63,6 +65,7 @@ pub fn main() -> ExitCode {
         Cmd::Tdl(a) => tdl::run(a),
         Cmd::Imagefactory(a) => imagefactory::run(a),
         Cmd::Liveimage(a) => liveimage::run(a),
+        Cmd::Installer(a) => installer::run(a),
         Cmd::Image(a) => image::run(a),
         Cmd::Demo(a) => demo::run(a),
         Cmd::Ks(c) => ks::run(c),

@@ -45,6 +45,24 @@ pub struct LiveRequest<'a> {
     /// The build's log directory (the initramfs rebuild logs there).
     pub log_dir: &'a Path,
     pub source_date_epoch: Option<i64>,
+    /// Files the live root has beyond the deployment's (the installer's unit), relative to the
+    /// deployment; like the empty fstab, there only for the time of the copy.
+    pub extra_files: Vec<LiveFile>,
+}
+
+/// A file of the live root only.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum LiveFile {
+    Data { path: String, content: Vec<u8> },
+    Symlink { path: String, target: String },
+}
+
+impl LiveFile {
+    fn path(&self) -> &str {
+        match self {
+            LiveFile::Data { path, .. } | LiveFile::Symlink { path, .. } => path,
+        }
+    }
 }
 
 /// The live root and what boots it.
@@ -171,7 +189,11 @@ pub fn stage_live_root(
     std::fs::create_dir_all(&rootfs_dir)
         .with_context(|| format!("creating {}", rootfs_dir.display()))?;
     let rootfs = rootfs_dir.join("rootfs.img");
-    let rootfs_bytes = with_live_fstab(&d.deployment, || write_rootfs(r, &rootfs, log))?;
+    let rootfs_bytes = with_live_fstab(&d.deployment, || {
+        with_live_files(&d.deployment, &r.extra_files, || {
+            write_rootfs(r, &rootfs, log)
+        })
+    })?;
     let squashfs = r.work.join(SQUASHFS_NAME);
     crate::util::cleanup::set_stage("writing the live squashfs");
     log.step(format!(
@@ -284,6 +306,61 @@ fn with_live_fstab<T>(deployment: &Path, f: impl FnOnce() -> Result<T>) -> Resul
     let v = r?;
     restored?;
     Ok(v)
+}
+
+/// Runs `f` with `files` added to the deployment, then removes them and the folders made for them.
+/// A file the deployment already has is an error: the live root only adds.
+fn with_live_files<T>(
+    deployment: &Path,
+    files: &[LiveFile],
+    f: impl FnOnce() -> Result<T>,
+) -> Result<T> {
+    let mut made: Vec<PathBuf> = Vec::new();
+    let added = add_live_files(deployment, files, &mut made);
+    let r = added.and_then(|()| f());
+    let mut removed = Ok(());
+    for p in made.iter().rev() {
+        let gone = if p.is_dir() && !p.is_symlink() {
+            std::fs::remove_dir(p)
+        } else {
+            std::fs::remove_file(p)
+        };
+        if let Err(e) = gone
+            && removed.is_ok()
+        {
+            removed = Err(e).with_context(|| format!("removing {}", p.display()));
+        }
+    }
+    let v = r?;
+    removed?;
+    Ok(v)
+}
+
+fn add_live_files(deployment: &Path, files: &[LiveFile], made: &mut Vec<PathBuf>) -> Result<()> {
+    for file in files {
+        let path = deployment.join(file.path());
+        let parent = path.parent().context("a live file without a folder")?;
+        let mut missing = Vec::new();
+        let mut p = parent;
+        while !p.exists() {
+            missing.push(p.to_path_buf());
+            p = p.parent().context("a live file outside the deployment")?;
+        }
+        for d in missing.into_iter().rev() {
+            std::fs::create_dir(&d).with_context(|| format!("creating {}", d.display()))?;
+            made.push(d);
+        }
+        if path.symlink_metadata().is_ok() {
+            bail!("the deployment already has {}", file.path());
+        }
+        match file {
+            LiveFile::Data { content, .. } => std::fs::write(&path, content),
+            LiveFile::Symlink { target, .. } => std::os::unix::fs::symlink(target, &path),
+        }
+        .with_context(|| format!("writing {}", path.display()))?;
+        made.push(path);
+    }
+    Ok(())
 }
 
 fn replace_file(path: &Path, content: &[u8]) -> Result<()> {
@@ -399,6 +476,52 @@ mod tests {
         );
         std::fs::create_dir_all(d.path().join("usr/lib/modules/5.1-x")).unwrap();
         assert!(kernel_version(Path::new("/b/vmlinuz"), d.path()).is_err());
+    }
+
+    #[test]
+    fn live_files_are_there_for_the_copy_only() {
+        let d = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(d.path().join("etc/systemd/system")).unwrap();
+        let files = vec![
+            LiveFile::Data {
+                path: "etc/systemd/system/x.service".into(),
+                content: b"[Unit]\n".to_vec(),
+            },
+            LiveFile::Symlink {
+                path: "etc/systemd/system/multi-user.target.wants/x.service".into(),
+                target: "../x.service".into(),
+            },
+        ];
+        let seen = with_live_files(d.path(), &files, || {
+            let wants = d
+                .path()
+                .join("etc/systemd/system/multi-user.target.wants/x.service");
+            Ok((
+                std::fs::read_link(&wants)?,
+                std::fs::read(d.path().join("etc/systemd/system/x.service"))?,
+            ))
+        })
+        .unwrap();
+        assert_eq!(seen, (PathBuf::from("../x.service"), b"[Unit]\n".to_vec()));
+        // Gone again, with the folder made for the link; the existing folder stays.
+        assert!(!d.path().join("etc/systemd/system/x.service").exists());
+        assert!(
+            !d.path()
+                .join("etc/systemd/system/multi-user.target.wants")
+                .exists()
+        );
+        assert!(d.path().join("etc/systemd/system").is_dir());
+        // Also after a failure, and a file the deployment has is never replaced.
+        let r: Result<()> = with_live_files(d.path(), &files, || bail!("no"));
+        assert!(r.is_err());
+        assert!(!d.path().join("etc/systemd/system/x.service").exists());
+        std::fs::write(d.path().join("etc/systemd/system/x.service"), b"mine").unwrap();
+        let r = with_live_files(d.path(), &files, || Ok(()));
+        assert!(r.unwrap_err().to_string().contains("already has"));
+        assert_eq!(
+            std::fs::read(d.path().join("etc/systemd/system/x.service")).unwrap(),
+            b"mine"
+        );
     }
 
     #[test]
