@@ -126,6 +126,15 @@ fn install(dir: &Path, log: &mut Log) -> Result<()> {
     ));
     write_log_file(&payload, &target, log)?;
     sys::sync_all();
+    // Last, so that nothing in the live system (udev, LVM autoactivation) acts on the new
+    // partitions while the installer still works on them.
+    if let Ok(dev) = File::open(&target.device)
+        && let Err(e) = sys::reread_partitions(&dev)
+    {
+        log.line(format!(
+            "the kernel did not re-read the partition table ({e})"
+        ));
+    }
     if let Finish::Reboot { eject: true } = payload.finish
         && let Some(m) = medium_disk(dir)
     {
@@ -375,11 +384,6 @@ fn write_disk(dir: &Path, payload: &Payload, t: &Target, log: &mut Log) -> Resul
         "wrote the partition table ({} partitions)",
         t.plan.partitions.len()
     ));
-    if let Err(e) = sys::reread_partitions(&dev) {
-        log.line(format!(
-            "the kernel did not re-read the partition table ({e}); the next boot will"
-        ));
-    }
     Ok(())
 }
 
