@@ -112,6 +112,20 @@ fn build_iso(ks: &Path, dir: &Path) -> PathBuf {
     for f in ["imagebuilder-installer", "install.json", "disk.extents"] {
         assert!(ls.contains(f), "{ls}");
     }
+    // metadata.json says what the ISO installs and how it ends.
+    let meta: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(out.join("metadata.json")).unwrap()).unwrap();
+    let inst = &meta["installer"];
+    assert_eq!(inst["finish"], "poweroff", "{inst}");
+    assert!(
+        inst["kernel_arguments"]
+            .as_str()
+            .unwrap()
+            .contains("imagebuilder.install"),
+        "{inst}"
+    );
+    assert_eq!(inst["image_bytes"], meta["disk"]["size_bytes"], "{inst}");
+    assert_eq!(meta["source"]["remote_url"], KS_URL);
     iso
 }
 

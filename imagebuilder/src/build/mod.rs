@@ -148,7 +148,30 @@ struct Metadata<'a> {
     kernel_arguments: &'a [String],
     #[serde(skip_serializing_if = "Option::is_none")]
     live: Option<LiveInfo<'a>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    installer: Option<&'a InstallerInfo>,
     outputs: &'a [OutputInfo],
+}
+
+/// What `metadata.json` says of the installer ISO.
+#[derive(Debug, Clone, Serialize)]
+struct InstallerInfo {
+    volume_id: String,
+    /// The install entry's kernel command line.
+    kernel_arguments: String,
+    /// The smallest disk it installs on (the image's size).
+    image_bytes: u64,
+    /// `install/disk.extents` on the ISO.
+    image_stream_bytes: u64,
+    target: disklayout::install::TargetRequest,
+    finish: disklayout::install::Finish,
+}
+
+/// The artifacts `metadata.json` describes besides the outputs.
+struct Built<'a> {
+    plan: Option<&'a DiskPlan>,
+    live: Option<&'a LiveBuilt>,
+    installer: Option<&'a InstallerInfo>,
 }
 
 /// What `metadata.json` says of the live outputs.
@@ -396,6 +419,7 @@ fn run(
     };
     let wants_disk = req.formats.iter().any(|f| f.is_disk())
         || req.formats.contains(&OutputFormat::InstallerIso);
+    let mut installer = None;
     let (plan, cleanup) = match wants_disk {
         true => {
             let artifacts = DiskArtifacts {
@@ -403,7 +427,8 @@ fn run(
                 live: live.as_ref(),
                 dirs: &dirs,
             };
-            let (plan, cleanup) = write_disk_artifacts(job, req, &artifacts, log, &mut staged)?;
+            let (plan, cleanup) =
+                write_disk_artifacts(job, req, &artifacts, log, &mut staged, &mut installer)?;
             (Some(plan), Some(cleanup))
         }
         false => (None, None),
@@ -413,7 +438,12 @@ fn run(
     let outputs = crate::util::cleanup::uninterruptible(|| {
         set_stage("publishing the outputs");
         let meta = |outputs: &[OutputInfo]| {
-            metadata_json(job, req, &deployed, plan.as_ref(), live.as_ref(), outputs)
+            let built = Built {
+                plan: plan.as_ref(),
+                live: live.as_ref(),
+                installer: installer.as_ref(),
+            };
+            metadata_json(job, req, &deployed, &built, outputs)
         };
         crate::build::publish::commit(&job.outdir, staged, &meta)
     });
@@ -452,6 +482,7 @@ fn write_disk_artifacts(
     a: &DiskArtifacts<'_>,
     log: &mut BuildLog,
     staged: &mut Vec<Staged>,
+    installer: &mut Option<InstallerInfo>,
 ) -> Result<(DiskPlan, std::thread::JoinHandle<Result<()>>)> {
     let (deployed, dirs) = (a.deployed, a.dirs);
     let boot = prepare_boot(job, &req.layout, deployed, dirs, log)?;
@@ -465,9 +496,9 @@ fn write_disk_artifacts(
             needs,
             raw: &raw,
         };
-        staged.push(write_installer_iso(
-            job, req, deployed, live, &image, dirs, log,
-        )?);
+        let (iso, info) = write_installer_iso(job, req, deployed, live, &image, dirs, log)?;
+        staged.push(iso);
+        *installer = Some(info);
     }
     let scratch = dirs.stage.clone();
     let cleanup = std::thread::spawn(move || {
@@ -734,7 +765,7 @@ fn write_installer_iso(
     image: &InstallImage<'_>,
     dirs: &WorkDirs,
     log: &mut BuildLog,
-) -> Result<Staged> {
+) -> Result<(Staged, InstallerInfo)> {
     set_stage("writing the installer ISO");
     let volume_id = &req.installer_volume_id;
     log.step(format!("writing the installer ISO (volume id {volume_id})"));
@@ -777,11 +808,20 @@ fn write_installer_iso(
         ),
     ];
     let tmp = xorriso_iso(job, volume_id, &tree, &menu, &work, &dirs.out)?;
-    Ok(Staged {
+    let info = InstallerInfo {
+        volume_id: volume_id.clone(),
+        kernel_arguments: menu[0].cmdline.clone(),
+        image_bytes: image.plan.size_bytes,
+        image_stream_bytes: bytes,
+        target: job.disk.install_target.clone(),
+        finish: job.disk.finish,
+    };
+    let staged = Staged {
         format: Some(OutputFormat::InstallerIso),
         final_path: output_path(job, OutputFormat::InstallerIso),
         tmp: tmp.into(),
-    })
+    };
+    Ok((staged, info))
 }
 
 /// The installer ISO's volume id: the live one's with `-inst` (within the 32 characters), so a
@@ -1443,12 +1483,11 @@ fn metadata_json(
     job: &ImageJob,
     req: &BuildRequest,
     deployed: &Deployed,
-    plan: Option<&DiskPlan>,
-    live: Option<&LiveBuilt>,
+    built: &Built<'_>,
     outputs: &[OutputInfo],
 ) -> Result<Vec<u8>> {
     let source = &req.source;
-    let live = live.map(|l| {
+    let live = built.live.map(|l| {
         let mut args = BTreeMap::new();
         if req.formats.contains(&OutputFormat::PxeLive) {
             args.insert("pxe-http", crate::live::pxe::net_cmdline(&l.root, &l.url));
@@ -1489,9 +1528,10 @@ fn metadata_json(
             gpg_verified: source.gpg_verify,
         },
         source_date_epoch: job.source_date_epoch,
-        disk: plan,
+        disk: built.plan,
         kernel_arguments: &req.kargs,
         live,
+        installer: built.installer,
         outputs,
     };
     let mut v = serde_json::to_vec_pretty(&m)?;
