@@ -18,20 +18,9 @@ const KS_URL: &str = "file:///srv/imagebuilder/demo/repo";
 const GIB: u64 = 1 << 30;
 const MIB: u64 = 1 << 20;
 
-fn tool(cmd: &str, args: &[&str]) -> String {
-    let o = Command::new(cmd)
-        .args(args)
-        .env("LVM_SUPPRESS_FD_WARNINGS", "1")
-        .output()
-        .unwrap();
-    assert!(
-        o.status.success(),
-        "{cmd} {args:?}: {}{}",
-        String::from_utf8_lossy(&o.stdout),
-        String::from_utf8_lossy(&o.stderr)
-    );
-    String::from_utf8_lossy(&o.stdout).into_owned() + String::from_utf8_lossy(&o.stderr).as_ref()
-}
+#[path = "support/tools.rs"]
+mod tools;
+use tools::tool;
 
 /// The rendered demo disk kickstart with its disk lines replaced by `disk`, a host name and
 /// `poweroff` at the end.
@@ -362,37 +351,24 @@ fn lvm_and_xfs_grow_into_the_disk() {
     // LVM reads the grown PV and LV: root took every extent swap does not use.
     let dev = LoopDevice::attach_read_only(&raw, pv_start, pv_size).unwrap();
     let dev = dev.path().to_str().unwrap().to_string();
-    let filter = ["--readonly", "--devices", dev.as_str()];
-    let lvs = tool(
-        "lvs",
-        &[
-            &filter[..],
+    let lvm = |cmd: &str, fields: &str| {
+        tool(
+            cmd,
             &[
+                "--readonly",
+                "--devices",
+                &dev,
                 "--noheadings",
                 "--nosuffix",
                 "--units",
                 "b",
                 "-o",
-                "lv_name,lv_size,seg_pe_ranges",
+                fields,
             ],
-        ]
-        .concat(),
-    );
-    let vgs = tool(
-        "vgs",
-        &[
-            &filter[..],
-            &[
-                "--noheadings",
-                "--nosuffix",
-                "--units",
-                "b",
-                "-o",
-                "vg_size,vg_free,vg_extent_size",
-            ],
-        ]
-        .concat(),
-    );
+        )
+    };
+    let lvs = lvm("lvs", "lv_name,lv_size,seg_pe_ranges");
+    let vgs = lvm("vgs", "vg_size,vg_free,vg_extent_size");
     let v: Vec<u64> = vgs.split_whitespace().map(|f| f.parse().unwrap()).collect();
     let root_size: u64 = lvs
         .lines()

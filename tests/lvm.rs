@@ -15,20 +15,9 @@ use imagebuilder::fs::xfs::{LoopDevice, link_count};
 
 const ROOT_MARKER: &str = "LVM-ROOT-SOURCE=/dev/mapper/atomicos-root";
 
-fn tool(cmd: &str, args: &[&str]) -> String {
-    let o = Command::new(cmd)
-        .args(args)
-        .env("LVM_SUPPRESS_FD_WARNINGS", "1")
-        .output()
-        .unwrap();
-    assert!(
-        o.status.success(),
-        "{cmd} {args:?}: {}{}",
-        String::from_utf8_lossy(&o.stdout),
-        String::from_utf8_lossy(&o.stderr)
-    );
-    String::from_utf8_lossy(&o.stdout).into_owned() + String::from_utf8_lossy(&o.stderr).as_ref()
-}
+#[path = "support/tools.rs"]
+mod tools;
+use tools::tool;
 
 #[test]
 #[ignore = "slow tier: boots QEMU"]

@@ -159,11 +159,21 @@ pub fn run(a: ImageArgs) -> Result<ExitCode> {
         syntax: Some(a.syntax),
         live: a.live.options(),
     };
-    let result = build_from_kickstart_file(&a.kickstart, opts)?;
-    if a.json {
+    build_and_print(&a.kickstart, opts, a.json)
+}
+
+/// Builds `kickstart` with `opts` and prints the result (JSON, or one line per output).
+pub fn build_and_print(
+    kickstart: &std::path::Path,
+    opts: KickstartImageOptions,
+    json: bool,
+) -> Result<ExitCode> {
+    let outdir = opts.outdir.clone();
+    let result = build_from_kickstart_file(kickstart, opts)?;
+    if json {
         println!("{}", serde_json::to_string_pretty(&result)?);
     } else {
-        print_result(&a.outdir, &result);
+        print_result(&outdir, &result);
     }
     Ok(ExitCode::SUCCESS)
 }

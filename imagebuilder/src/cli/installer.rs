@@ -5,9 +5,7 @@ use std::process::ExitCode;
 
 use anyhow::{Result, bail};
 use clap::Args;
-use imagebuilder::build::kickstart::{
-    KickstartImageOptions, build_from_kickstart_file, source_date_epoch_from_env,
-};
+use imagebuilder::build::kickstart::{KickstartImageOptions, source_date_epoch_from_env};
 use imagebuilder::build::publish::OutputFormat;
 
 use super::image::LiveArgs;
@@ -66,27 +64,16 @@ pub fn run(a: InstallerArgs) -> Result<ExitCode> {
     let opts = KickstartImageOptions {
         ostree_repo: a.ostreerepo,
         preserve_ks_url: true,
-        reference: None,
         nogpg: a.nogpg,
         gpg_keys: a.gpg_keys,
         formats: vec![OutputFormat::InstallerIso],
-        qcow2_compress: false,
-        outdir: a.outdir.clone(),
+        outdir: a.outdir,
         name: a.name,
-        version: None,
-        release: None,
-        arch: None,
         overwrite: a.overwrite,
-        size: None,
         source_date_epoch: source_date_epoch_from_env()?,
         syntax: Some(a.syntax),
         live: a.live.options(),
+        ..KickstartImageOptions::default()
     };
-    let result = build_from_kickstart_file(&a.kickstart, opts)?;
-    if a.json {
-        println!("{}", serde_json::to_string_pretty(&result)?);
-    } else {
-        super::image::print_result(&a.outdir, &result);
-    }
-    Ok(ExitCode::SUCCESS)
+    super::image::build_and_print(&a.kickstart, opts, a.json)
 }
