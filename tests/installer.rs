@@ -385,7 +385,25 @@ fn lvm_and_xfs_grow_into_the_disk() {
         fs_size as f64 >= root_size as f64 * 0.97,
         "{fs_size} of {root_size}"
     );
+    // And it is clean where LVM says the LV's extents are.
+    let pe_start: u64 = lvm("pvs", "pe_start").trim().parse().unwrap();
+    let root_line = lvs
+        .lines()
+        .find(|l| l.contains("root"))
+        .unwrap()
+        .to_string();
+    let range = root_line.split_whitespace().nth(2).unwrap();
+    let first: u64 = range
+        .rsplit_once(':')
+        .and_then(|(_, r)| r.split_once('-'))
+        .map(|(a, _)| a.parse().unwrap())
+        .unwrap();
     drop(dev);
+    let lv =
+        LoopDevice::attach_read_only(&raw, pv_start + pe_start + first * v[2], root_size).unwrap();
+    let repair = tool("xfs_repair", &["-n", lv.path().to_str().unwrap()]);
+    assert!(!repair.contains("would "), "{repair}");
+    drop(lv);
     std::fs::remove_file(&raw).unwrap();
 }
 
