@@ -27,7 +27,7 @@ apt-get install -y -qq --no-install-recommends \
   pkg-config libostree-dev ostree gnupg \
   e2fsprogs dosfstools mtools btrfs-progs xfsprogs lvm2 gdisk fdisk \
   grub-pc-bin grub-efi-amd64-bin grub2-common \
-  squashfs-tools xorriso cpio zstd xz-utils pxelinux syslinux-common \
+  squashfs-tools xorriso cpio zstd xz-utils pxelinux syslinux-common isolinux \
   debootstrap bubblewrap libxml2-utils python3-venv busybox-static systemd openssl
 apt-get install -y -qq --no-install-recommends -t bookworm-backports \
   qemu-system-x86 qemu-system-common qemu-system-data ovmf

@@ -12,6 +12,7 @@ mod demo;
 mod image;
 mod imagefactory;
 mod installer;
+mod iso;
 mod ks;
 mod liveimage;
 mod render;
@@ -47,6 +48,9 @@ enum Cmd {
     /// Kickstart validation, flattening and version tables
     #[command(subcommand)]
     Ks(ks::KsCmd),
+    /// Installer ISO tools (inject a kickstart, files and kernel arguments)
+    #[command(subcommand)]
+    Iso(iso::IsoCmd),
 }
 
 pub fn main() -> ExitCode {
@@ -69,6 +73,7 @@ pub fn main() -> ExitCode {
         Cmd::Image(a) => image::run(a),
         Cmd::Demo(a) => demo::run(a),
         Cmd::Ks(c) => ks::run(c),
+        Cmd::Iso(c) => iso::run(c),
         Cmd::Clean(a) => clean::run(a),
     };
     if imagebuilder::util::cleanup::is_interrupted() {

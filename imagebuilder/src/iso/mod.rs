@@ -15,6 +15,8 @@
 use std::path::Path;
 use std::process::Command;
 
+pub mod inject;
+
 use anyhow::{Context, Result, bail, ensure};
 
 use crate::boot::grub::{StandaloneImage, build_standalone, platform_file};
