@@ -131,7 +131,8 @@ fn interpreter_nochroot_and_failures() {
     assert!(out[0].warnings.is_empty(), "{:?}", out[0].warnings);
     assert_eq!(out[2].warnings.len(), 1, "{:?}", out[2].warnings);
     assert!(
-        out[2].warnings[0].contains("no --erroronfail") && out[2].warnings[0].contains("post-3.log"),
+        out[2].warnings[0].contains("no --erroronfail")
+            && out[2].warnings[0].contains("post-3.log"),
         "{:?}",
         out[2].warnings
     );
