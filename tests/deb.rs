@@ -96,7 +96,11 @@ fn make_deb_builds_a_package_that_installs_and_works() {
 
     // Control fields: the shared libraries and the requirement table's packages.
     let info = ok(
-        Command::new("dpkg-deb").arg("--info").arg(&deb).output().unwrap(),
+        Command::new("dpkg-deb")
+            .arg("--info")
+            .arg(&deb)
+            .output()
+            .unwrap(),
         "dpkg-deb --info",
     );
     let field = |name: &str| {
@@ -121,16 +125,26 @@ fn make_deb_builds_a_package_that_installs_and_works() {
         "xfsprogs",
         "bubblewrap",
     ] {
-        assert!(depends.iter().any(|d| d == p), "{p} not in Depends: {depends:?}");
+        assert!(
+            depends.iter().any(|d| d == p),
+            "{p} not in Depends: {depends:?}"
+        );
     }
     let recommends = names(&field("Recommends"));
     for p in ["qemu-system-x86", "ovmf"] {
-        assert!(recommends.iter().any(|d| d == p), "{p} not in Recommends: {recommends:?}");
+        assert!(
+            recommends.iter().any(|d| d == p),
+            "{p} not in Recommends: {recommends:?}"
+        );
     }
 
     // Files: the binary, one man page per (sub)command as the binary generates them, completions.
     let contents = ok(
-        Command::new("dpkg-deb").arg("--contents").arg(&deb).output().unwrap(),
+        Command::new("dpkg-deb")
+            .arg("--contents")
+            .arg(&deb)
+            .output()
+            .unwrap(),
         "dpkg-deb --contents",
     );
     let files: Vec<&str> = contents
@@ -171,7 +185,11 @@ fn make_deb_builds_a_package_that_installs_and_works() {
         .collect();
     man.sort();
     assert_eq!(man, expected);
-    for page in ["imagebuilder.1.gz", "imagebuilder-image.1.gz", "imagebuilder-doctor.1.gz"] {
+    for page in [
+        "imagebuilder.1.gz",
+        "imagebuilder-image.1.gz",
+        "imagebuilder-doctor.1.gz",
+    ] {
         assert!(
             man.iter().any(|m| m.ends_with(&format!("/{page}"))),
             "{page}: {man:?}"
@@ -201,9 +219,8 @@ fn make_deb_builds_a_package_that_installs_and_works() {
         page.contains("imagebuilder-image") && page.contains("--kickstart"),
         "{page}"
     );
-    let complete = sh(
-        "source /usr/share/bash-completion/completions/imagebuilder; complete -p imagebuilder",
-    );
+    let complete =
+        sh("source /usr/share/bash-completion/completions/imagebuilder; complete -p imagebuilder");
     assert!(
         complete.contains("-F ") && complete.trim_end().ends_with(" imagebuilder"),
         "{complete}"

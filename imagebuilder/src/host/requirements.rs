@@ -16,7 +16,7 @@ pub enum Need {
     Program(&'static str),
     /// A file a host package installs.
     File(&'static str),
-    /// A property of the running system, probed by [`super::probe`].
+    /// A property of the running system, probed by [`super::check`].
     Feature(Feature),
 }
 
@@ -126,7 +126,7 @@ pub const REQUIREMENTS: &[Requirement] = &[
         fedora: None,
         scopes: &[Build, DemoTree],
         when: Always,
-        purpose: "deployed files keep their owners; debootstrap and chroot for the demo tree",
+        purpose: "deployments that keep their files' owners; debootstrap and chroot of the demo tree",
     },
     Requirement {
         need: Need::Feature(Feature::UserNamespaces),
@@ -134,7 +134,7 @@ pub const REQUIREMENTS: &[Requirement] = &[
         fedora: None,
         scopes: &[Build],
         when: Always,
-        purpose: "the %post sandbox runs in a user namespace of its own",
+        purpose: "the %post sandbox's own user namespace",
     },
     program(
         "bwrap",
@@ -166,7 +166,7 @@ pub const REQUIREMENTS: &[Requirement] = &[
         Some("gnupg2"),
         &[Build, Commands],
         Only("with --gpg-key FILE, and for treecompose --gpg-sign and verify"),
-        "reads trusted keys, signs commits",
+        "reading trusted keys, signing commits",
     ),
     program(
         "gpgconf",
@@ -174,7 +174,7 @@ pub const REQUIREMENTS: &[Requirement] = &[
         Some("gnupg2"),
         &[Build, Commands],
         Only("with --gpg-key FILE"),
-        "stops the temporary GPG agent",
+        "stopping the temporary GPG agent",
     ),
     program(
         "mke2fs",
@@ -230,7 +230,7 @@ pub const REQUIREMENTS: &[Requirement] = &[
         Some("xfsprogs"),
         &[Disk],
         Only("for --fstype=xfs"),
-        "sets the XFS UUID",
+        "setting the XFS UUID",
     ),
     program(
         "losetup",
@@ -238,7 +238,7 @@ pub const REQUIREMENTS: &[Requirement] = &[
         Some("util-linux"),
         &[Disk],
         Only("for --fstype=xfs"),
-        "attaches the XFS byte range to a loop device",
+        "attaching the XFS byte range to a loop device",
     ),
     program(
         "mount",
@@ -246,7 +246,7 @@ pub const REQUIREMENTS: &[Requirement] = &[
         Some("util-linux"),
         &[Disk],
         Only("for --fstype=xfs"),
-        "mounts the XFS filesystem in a private namespace",
+        "mounting the XFS filesystem in a private namespace",
     ),
     program(
         "umount",
@@ -254,7 +254,7 @@ pub const REQUIREMENTS: &[Requirement] = &[
         Some("util-linux"),
         &[Disk, Build, DemoTree],
         Only("for --fstype=xfs, and to clean up after a killed build"),
-        "unmounts what a build or the demo recipe mounted",
+        "unmounting what a build or the demo recipe mounted",
     ),
     Requirement {
         need: Need::Feature(Feature::LoopDevices),
@@ -262,7 +262,7 @@ pub const REQUIREMENTS: &[Requirement] = &[
         fedora: None,
         scopes: &[Disk],
         when: Only("for --fstype=xfs"),
-        purpose: "XFS is written through a loop device",
+        purpose: "XFS, written through a loop device",
     },
     program(
         "xz",
@@ -270,7 +270,7 @@ pub const REQUIREMENTS: &[Requirement] = &[
         Some("xz"),
         &[RawXz],
         Always,
-        "compresses the raw image",
+        "the raw.xz image",
     ),
     program(
         "mksquashfs",
@@ -278,7 +278,7 @@ pub const REQUIREMENTS: &[Requirement] = &[
         Some("squashfs-tools"),
         &[Live],
         Always,
-        "squashes the live root",
+        "the live root's squashfs",
     ),
     program(
         "zstd",
@@ -286,7 +286,7 @@ pub const REQUIREMENTS: &[Requirement] = &[
         Some("zstd"),
         &[Live],
         Only("when the tree's initramfs is zstd-compressed (Debian's and Fedora's are)"),
-        "reads the tree's initramfs",
+        "reading the tree's initramfs",
     ),
     program(
         "lz4",
@@ -294,7 +294,7 @@ pub const REQUIREMENTS: &[Requirement] = &[
         Some("lz4"),
         &[Live],
         Only("when the tree's initramfs is lz4-compressed"),
-        "reads the tree's initramfs",
+        "reading the tree's initramfs",
     ),
     program(
         "bzip2",
@@ -302,7 +302,7 @@ pub const REQUIREMENTS: &[Requirement] = &[
         Some("bzip2"),
         &[Live],
         Only("when the tree's initramfs is bzip2-compressed"),
-        "reads the tree's initramfs",
+        "reading the tree's initramfs",
     ),
     Requirement {
         need: Need::File("/usr/lib/PXELINUX/pxelinux.0"),
@@ -326,7 +326,7 @@ pub const REQUIREMENTS: &[Requirement] = &[
         Some("xorriso"),
         &[LiveIso],
         Always,
-        "writes the hybrid ISO",
+        "the hybrid ISO",
     ),
     program(
         "mkfs.fat",
@@ -342,7 +342,7 @@ pub const REQUIREMENTS: &[Requirement] = &[
         Some("mtools"),
         &[LiveIso],
         Always,
-        "fills the EFI boot image",
+        "the ISO's EFI boot image",
     ),
     program(
         "mcopy",
@@ -350,7 +350,7 @@ pub const REQUIREMENTS: &[Requirement] = &[
         Some("mtools"),
         &[LiveIso],
         Always,
-        "fills the EFI boot image",
+        "the ISO's EFI boot image",
     ),
     program(
         "qemu-system-x86_64",
@@ -358,7 +358,7 @@ pub const REQUIREMENTS: &[Requirement] = &[
         Some("qemu-system-x86-core"),
         &[BootTest],
         Always,
-        "boots the image",
+        "booting the image",
     ),
     Requirement {
         need: Need::File(crate::boot_test::OVMF_CODE),
@@ -398,7 +398,7 @@ pub const REQUIREMENTS: &[Requirement] = &[
         Some("rpm-ostree"),
         &[Commands],
         Only("for treecompose -c without --container"),
-        "composes a tree from a treefile",
+        "composing a tree from a treefile",
     ),
     program(
         "podman",
@@ -406,7 +406,7 @@ pub const REQUIREMENTS: &[Requirement] = &[
         Some("podman"),
         &[Commands],
         Only("for treecompose --container"),
-        "runs rpm-ostree in a container",
+        "rpm-ostree in a container",
     ),
     program(
         "docker",
@@ -414,7 +414,7 @@ pub const REQUIREMENTS: &[Requirement] = &[
         Some("moby-engine"),
         &[Commands],
         Only("for treecompose --container without podman"),
-        "runs rpm-ostree in a container",
+        "rpm-ostree in a container",
     ),
     program(
         "qemu-img",
@@ -422,7 +422,7 @@ pub const REQUIREMENTS: &[Requirement] = &[
         Some("qemu-img"),
         &[Commands],
         Only("for imagefactory's vhd, vmdk and OVA targets"),
-        "converts disk images",
+        "converting disk images",
     ),
     program(
         "zip",
@@ -430,7 +430,7 @@ pub const REQUIREMENTS: &[Requirement] = &[
         Some("zip"),
         &[Commands],
         Only("for imagefactory's azure target"),
-        "packs the Azure VHD",
+        "the Azure VHD zip",
     ),
     program(
         "gzip",
@@ -438,7 +438,7 @@ pub const REQUIREMENTS: &[Requirement] = &[
         Some("gzip"),
         &[Commands],
         Only("for imagefactory's compressed targets"),
-        "compresses images",
+        "compressed images",
     ),
     program(
         "sha256sum",
@@ -454,7 +454,7 @@ pub const REQUIREMENTS: &[Requirement] = &[
         Some("e2fsprogs"),
         &[Tests],
         Always,
-        "checks ext4",
+        "checking ext4",
     ),
     program(
         "debugfs",
@@ -462,7 +462,7 @@ pub const REQUIREMENTS: &[Requirement] = &[
         Some("e2fsprogs"),
         &[Tests],
         Always,
-        "reads ext4",
+        "reading ext4",
     ),
     program(
         "fsck.fat",
@@ -470,7 +470,7 @@ pub const REQUIREMENTS: &[Requirement] = &[
         Some("dosfstools"),
         &[Tests],
         Always,
-        "checks FAT",
+        "checking FAT",
     ),
     program(
         "mdir",
@@ -478,7 +478,7 @@ pub const REQUIREMENTS: &[Requirement] = &[
         Some("mtools"),
         &[Tests],
         Always,
-        "reads FAT",
+        "reading FAT",
     ),
     program(
         "mlabel",
@@ -486,7 +486,7 @@ pub const REQUIREMENTS: &[Requirement] = &[
         Some("mtools"),
         &[Tests],
         Always,
-        "reads FAT labels",
+        "reading FAT labels",
     ),
     program(
         "xfs_repair",
@@ -494,7 +494,7 @@ pub const REQUIREMENTS: &[Requirement] = &[
         Some("xfsprogs"),
         &[Tests],
         Always,
-        "checks XFS",
+        "checking XFS",
     ),
     program(
         "btrfs",
@@ -502,7 +502,7 @@ pub const REQUIREMENTS: &[Requirement] = &[
         Some("btrfs-progs"),
         &[Tests],
         Always,
-        "checks btrfs",
+        "checking btrfs",
     ),
     program(
         "blkid",
@@ -510,7 +510,7 @@ pub const REQUIREMENTS: &[Requirement] = &[
         Some("util-linux"),
         &[Tests],
         Always,
-        "reads ids",
+        "reading ids",
     ),
     program(
         "sgdisk",
@@ -518,7 +518,7 @@ pub const REQUIREMENTS: &[Requirement] = &[
         Some("gdisk"),
         &[Tests],
         Always,
-        "checks GPT",
+        "checking GPT",
     ),
     program(
         "sfdisk",
@@ -526,12 +526,19 @@ pub const REQUIREMENTS: &[Requirement] = &[
         Some("util-linux"),
         &[Tests],
         Always,
-        "reads GPT",
+        "reading GPT",
     ),
-    program("pvck", "lvm2", Some("lvm2"), &[Tests], Always, "checks LVM"),
-    program("vgs", "lvm2", Some("lvm2"), &[Tests], Always, "reads LVM"),
-    program("lvs", "lvm2", Some("lvm2"), &[Tests], Always, "reads LVM"),
-    program("pvs", "lvm2", Some("lvm2"), &[Tests], Always, "reads LVM"),
+    program(
+        "pvck",
+        "lvm2",
+        Some("lvm2"),
+        &[Tests],
+        Always,
+        "checking LVM",
+    ),
+    program("vgs", "lvm2", Some("lvm2"), &[Tests], Always, "reading LVM"),
+    program("lvs", "lvm2", Some("lvm2"), &[Tests], Always, "reading LVM"),
+    program("pvs", "lvm2", Some("lvm2"), &[Tests], Always, "reading LVM"),
     program(
         "grub-mkrescue",
         "grub-common",
@@ -546,7 +553,7 @@ pub const REQUIREMENTS: &[Requirement] = &[
         Some("squashfs-tools"),
         &[Tests],
         Always,
-        "reads squashfs",
+        "reading squashfs",
     ),
     program(
         "xorrisofs",
@@ -554,7 +561,7 @@ pub const REQUIREMENTS: &[Requirement] = &[
         Some("xorriso"),
         &[Tests],
         Always,
-        "reads ISOs",
+        "reading ISOs",
     ),
     program(
         "cpio",
@@ -562,7 +569,7 @@ pub const REQUIREMENTS: &[Requirement] = &[
         Some("cpio"),
         &[Tests],
         Always,
-        "reads initramfs archives",
+        "reading initramfs archives",
     ),
     program(
         "busybox",
@@ -578,7 +585,7 @@ pub const REQUIREMENTS: &[Requirement] = &[
         Some("libxml2"),
         &[Tests],
         Always,
-        "checks TDL files",
+        "checking TDL files",
     ),
     program(
         "mkswap",
