@@ -3,7 +3,7 @@ CARGO ?= cargo
 
 .PHONY: deps demo test test-fast lint bench build generated install uninstall deb
 
-# Installation layout: `make install PREFIX=/usr DESTDIR=/tmp/stage` stages a system tree.
+# Installation layout: `make install PREFIX=/usr DESTDIR="$PWD/stage"` stages a system tree.
 PREFIX ?= /usr/local
 DESTDIR ?=
 BINDIR ?= $(PREFIX)/bin

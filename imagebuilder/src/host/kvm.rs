@@ -23,7 +23,7 @@ use crate::util::cmd::CommandExt;
 pub const DEV_KVM: &str = "/dev/kvm";
 
 /// How long the probe guest may take; a working KVM needs a fraction of a second.
-pub const PROBE_LIMIT: Duration = Duration::from_secs(5);
+pub const PROBE_LIMIT: Duration = Duration::from_secs(3);
 
 /// QEMU's exit status when the guest wrote 1 to `isa-debug-exit`: `(1 << 1) | 1`.
 const PROBE_PASSED: i32 = 3;
