@@ -38,6 +38,11 @@ apt-get install -y -qq --no-install-recommends zip
 # vagrant: the box tests run `vagrant box add` offline on the built .box files.
 apt-get install -y -qq --no-install-recommends vagrant
 
+# `make deb` (dpkg-dev: dpkg-shlibdeps, strip) and its test, which installs the package and reads
+# its man page and bash completion; lz4 and bzip2 are in the package's Depends (tree initramfs
+# formats), so installing it needs nothing new from the network.
+apt-get install -y -qq --no-install-recommends dpkg-dev man-db bash-completion lz4 bzip2
+
 # pykickstart is the reference oracle for kickstart verdicts.
 if [ ! -x "$here/.venv/bin/ksvalidator" ]; then
   python3 -m venv "$here/.venv"

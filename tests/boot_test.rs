@@ -189,6 +189,14 @@ fn cli_bios_boot_logs_in_and_runs_commands() {
     );
     let v: serde_json::Value = serde_json::from_str(&stdout).unwrap();
     assert_eq!(v["success"], true);
+    // KVM when a guest runs under it on this host, else TCG; the log says which.
+    let accel = imagebuilder::boot_test::auto_accel();
+    assert_eq!(v["accel"], serde_json::to_value(accel).unwrap());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains(&format!("boot test: QEMU with {accel} (")),
+        "{stderr}"
+    );
     let serial = PathBuf::from(v["serial_log"].as_str().unwrap());
     assert_eq!(serial, logs.path().join("serial.log"));
     let log = fs::read_to_string(&serial).unwrap();
@@ -256,6 +264,7 @@ fn library_uefi_boot_of_qcow2_reaches_login_prompt() {
     let before = fs::read(&f.disk).unwrap();
     let report = run(&spec).unwrap();
     report.ensure_success().unwrap();
+    assert_eq!(report.accel, imagebuilder::boot_test::auto_accel());
     assert!(
         fs::read(&f.disk).unwrap() == before,
         "the image was modified"

@@ -217,6 +217,7 @@ fn crlf_kickstarts_flatten_like_their_lf_twin() {
 }
 
 #[test]
+#[ignore = "slow tier: `image` checks the host first (root, the image tools)"]
 fn image_and_imagefactory_refuse_special_kickstarts_and_tdls() {
     let d = tempdir();
     mkfifo(&d.path().join("fifo.ks"));

@@ -127,6 +127,15 @@ fn interpreter_nochroot_and_failures() {
         log2
     );
     assert_eq!(out[2].exit_code, Some(3));
+    // The soft failure comes back as the outcome's one warning, for the caller to report once.
+    assert!(out[0].warnings.is_empty(), "{:?}", out[0].warnings);
+    assert_eq!(out[2].warnings.len(), 1, "{:?}", out[2].warnings);
+    assert!(
+        out[2].warnings[0].contains("no --erroronfail")
+            && out[2].warnings[0].contains("post-3.log"),
+        "{:?}",
+        out[2].warnings
+    );
 
     // --erroronfail: the build fails with the log's tail.
     let s = PostScript {

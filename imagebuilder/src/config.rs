@@ -164,6 +164,9 @@ pub struct Config {
     pub kernel_append: Option<String>,
     /// If set, the plain-partition kickstart installs a unit printing this line on the console at boot.
     pub boot_marker: Option<String>,
+    /// `services --enabled=` of the plain-partition kickstart (units, comma-separated), e.g. the
+    /// service that applies its `network` line in a tree that does not enable one itself.
+    pub services_enabled: Option<String>,
 }
 
 fn yes() -> bool {
@@ -230,6 +233,7 @@ pub const KNOWN_KEYS: &[&str] = &[
     "keyboard",
     "kernel_append",
     "boot_marker",
+    "services_enabled",
 ];
 
 /// The default `outputs` of a profile.

@@ -1,6 +1,7 @@
-//! Boot an image in QEMU (TCG) and watch its serial console.
+//! Boot an image in QEMU (KVM when `/dev/kvm` runs guests, else TCG) and watch its serial console.
 //!
-//! [`run`] starts `qemu-system-x86_64 -accel tcg` (the default `pc` machine, BIOS and UEFI alike)
+//! [`run`] starts `qemu-system-x86_64 -accel kvm|tcg` (the default `pc` machine, BIOS and UEFI
+//! alike; the accelerator as [`choose_accel`] decides, logged and in the report)
 //! with the image as a virtio disk opened with `snapshot=on` (the image file is never written
 //! unless [`BootSpec::writable_disk`]), an ISO as an IDE CD-ROM ([`BootSpec::cdrom`]) or a
 //! directory to netboot from ([`BootSpec::netboot`], see [`netboot`]), SeaBIOS or OVMF (a writable
@@ -29,7 +30,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result, bail};
 use serde::Serialize;
 
-use crate::util::cmd::{CommandExt, require_program};
+use crate::util::cmd::CommandExt;
 
 pub use netboot::{HttpRequest, HttpServer, Netboot, URL_PLACEHOLDER, build_netboot_root};
 
@@ -37,6 +38,68 @@ pub use netboot::{HttpRequest, HttpServer, Netboot, URL_PLACEHOLDER, build_netbo
 pub const OVMF_CODE: &str = "/usr/share/OVMF/OVMF_CODE_4M.fd";
 /// The variable store template copied per run.
 pub const OVMF_VARS: &str = "/usr/share/OVMF/OVMF_VARS_4M.fd";
+
+/// The QEMU accelerator a boot runs with.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Accel {
+    /// Hardware virtualisation through `/dev/kvm`.
+    Kvm,
+    /// QEMU's CPU emulator: works everywhere, many times slower.
+    Tcg,
+}
+
+impl Accel {
+    /// QEMU's name for it (`-accel NAME`).
+    pub fn qemu_name(self) -> &'static str {
+        match self {
+            Accel::Kvm => "kvm",
+            Accel::Tcg => "tcg",
+        }
+    }
+}
+
+impl std::fmt::Display for Accel {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Accel::Kvm => "KVM",
+            Accel::Tcg => "TCG",
+        })
+    }
+}
+
+/// What the caller asks for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum AccelChoice {
+    /// KVM when it runs guests here, else TCG.
+    #[default]
+    Auto,
+    /// KVM or an error.
+    Kvm,
+    /// TCG even when KVM works (timing as on a machine without it).
+    Tcg,
+}
+
+/// Decides the accelerator from the request and what the KVM probe found; returns it with the
+/// reason (for the log). Asking for KVM where it does not run guests is an error saying why.
+pub fn choose_accel(
+    choice: AccelChoice,
+    kvm: &crate::host::kvm::KvmStatus,
+) -> Result<(Accel, String)> {
+    Ok(match (choice, kvm.usable) {
+        (AccelChoice::Tcg, _) => (Accel::Tcg, "TCG as asked".to_string()),
+        (_, true) => (Accel::Kvm, kvm.detail.clone()),
+        (AccelChoice::Auto, false) => (Accel::Tcg, format!("no KVM: {}", kvm.detail)),
+        (AccelChoice::Kvm, false) => bail!("KVM was asked for, but {}", kvm.detail),
+    })
+}
+
+/// The accelerator a boot with [`AccelChoice::Auto`] uses in this process (the probe runs once).
+pub fn auto_accel() -> Accel {
+    choose_accel(AccelChoice::Auto, crate::host::kvm::status())
+        .map(|(a, _)| a)
+        .unwrap_or(Accel::Tcg)
+}
 
 /// The text taken as a login prompt when no marker is given.
 pub const LOGIN_PROMPT: &str = "login:";
@@ -92,6 +155,8 @@ pub struct BootSpec {
     pub work_dir: Option<PathBuf>,
     pub ovmf_code: PathBuf,
     pub ovmf_vars: PathBuf,
+    /// The accelerator: by default KVM when it works here, else TCG.
+    pub accel: AccelChoice,
 }
 
 impl BootSpec {
@@ -123,6 +188,7 @@ impl Default for BootSpec {
             work_dir: None,
             ovmf_code: OVMF_CODE.into(),
             ovmf_vars: OVMF_VARS.into(),
+            accel: AccelChoice::Auto,
         }
     }
 }
@@ -148,6 +214,8 @@ pub struct CommandRun {
 #[derive(Debug, Clone, Serialize)]
 pub struct BootReport {
     pub success: bool,
+    /// The accelerator QEMU ran with (`"kvm"` or `"tcg"`).
+    pub accel: Accel,
     /// Why it failed (timeout waiting for X, QEMU exited, login refused…).
     pub failure: Option<String>,
     pub serial_log: PathBuf,
@@ -402,10 +470,10 @@ struct RunFiles<'a> {
 }
 
 /// QEMU's arguments for `spec`.
-fn qemu_args(spec: &BootSpec, files: &RunFiles) -> Result<Vec<OsString>> {
+fn qemu_args(spec: &BootSpec, accel: Accel, files: &RunFiles) -> Result<Vec<OsString>> {
     let mut args: Vec<OsString> = [
         "-accel",
-        "tcg",
+        accel.qemu_name(),
         "-display",
         "none",
         "-monitor",
@@ -553,8 +621,10 @@ fn start_netboot(n: &Netboot, uefi: bool, scratch: &Path) -> Result<NetbootRun> 
 /// (socket, firmware variables, netboot root) are removed, QEMU is killed and the HTTP server
 /// stopped, on success and on error alike.
 pub fn run(spec: &BootSpec) -> Result<BootReport> {
-    require_program("qemu-system-x86_64")?;
+    crate::host::preflight(&[crate::host::Target::BootTest])?;
     check_spec(spec)?;
+    let (accel, why) = choose_accel(spec.accel, crate::host::kvm::status())?;
+    tracing::info!("boot test: QEMU with {accel} ({why})");
     crate::util::cleanup::set_stage("booting the image in QEMU");
     let work = match &spec.work_dir {
         Some(d) => {
@@ -589,6 +659,7 @@ pub fn run(spec: &BootSpec) -> Result<BootReport> {
     };
     let args = qemu_args(
         spec,
+        accel,
         &RunFiles {
             sock: &sock,
             serial_log: &serial_log,
@@ -637,6 +708,7 @@ pub fn run(spec: &BootSpec) -> Result<BootReport> {
 
     let mut report = BootReport {
         success: false,
+        accel,
         failure: None,
         serial_log: serial_log.clone(),
         elapsed_seconds: 0.0,
@@ -956,6 +1028,49 @@ mod tests {
         assert!(e.contains("OVMF_CODE_4M.fd") && e.contains("ovmf"), "{e}");
     }
 
+    #[test]
+    fn accel_is_kvm_when_it_runs_guests_else_tcg_unless_asked() {
+        use crate::host::kvm::KvmStatus;
+        let works = KvmStatus {
+            usable: true,
+            detail: "runs a guest".into(),
+        };
+        let hangs = KvmStatus {
+            usable: false,
+            detail: "the guest hangs".into(),
+        };
+        let pick = choose_accel;
+        assert_eq!(pick(AccelChoice::Auto, &works).unwrap().0, Accel::Kvm);
+        let (a, why) = pick(AccelChoice::Auto, &hangs).unwrap();
+        assert_eq!(a, Accel::Tcg);
+        assert!(why.contains("the guest hangs"), "{why}");
+        assert_eq!(pick(AccelChoice::Tcg, &works).unwrap().0, Accel::Tcg);
+        assert_eq!(pick(AccelChoice::Kvm, &works).unwrap().0, Accel::Kvm);
+        let e = pick(AccelChoice::Kvm, &hangs).unwrap_err().to_string();
+        assert!(
+            e.contains("KVM was asked for") && e.contains("the guest hangs"),
+            "{e}"
+        );
+        // The JSON names the accelerator in lower case, as QEMU does.
+        assert_eq!(serde_json::to_value(Accel::Kvm).unwrap(), "kvm");
+        assert_eq!(serde_json::to_value(Accel::Tcg).unwrap(), "tcg");
+        // And QEMU gets it.
+        let d = tempfile::tempdir().unwrap();
+        let img = d.path().join("disk.raw");
+        fs::write(&img, vec![0u8; 512]).unwrap();
+        let files = RunFiles {
+            sock: Path::new("/run/s.sock"),
+            serial_log: Path::new("/run/serial.log"),
+            ovmf_vars: None,
+            netboot: None,
+        };
+        for a in [Accel::Kvm, Accel::Tcg] {
+            let args = qemu_args(&BootSpec::new(&img), a, &files).unwrap();
+            let args: Vec<String> = args.into_iter().map(|a| a.into_string().unwrap()).collect();
+            assert_eq!(values(&args, "-accel"), [a.qemu_name()]);
+        }
+    }
+
     /// QEMU's arguments as strings, for `spec` with the given netboot root.
     fn args_of(spec: &BootSpec, netboot: Option<(&Path, &str)>) -> Vec<String> {
         let files = RunFiles {
@@ -964,7 +1079,7 @@ mod tests {
             ovmf_vars: Some(Path::new("/run/vars.fd")),
             netboot,
         };
-        qemu_args(spec, &files)
+        qemu_args(spec, Accel::Tcg, &files)
             .unwrap()
             .into_iter()
             .map(|a| a.into_string().unwrap())

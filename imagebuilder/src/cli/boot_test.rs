@@ -6,9 +6,9 @@ use std::time::Duration;
 
 use anyhow::{Result, bail};
 use clap::Args;
-use imagebuilder::boot_test::{BootSpec, Login, Netboot, run};
+use imagebuilder::boot_test::{AccelChoice, BootSpec, Login, Netboot, run};
 
-/// Boot a disk image, an ISO or a netboot directory in QEMU (TCG) and wait for a login prompt or
+/// Boot a disk image, an ISO or a netboot directory in QEMU (KVM or TCG) and wait for a login prompt or
 /// the given markers on the serial console
 #[derive(Debug, Args)]
 pub struct BootTestArgs {
@@ -60,9 +60,29 @@ pub struct BootTestArgs {
     /// Guest memory in MiB
     #[arg(long, default_value_t = 2048)]
     memory: u32,
+    /// QEMU accelerator: auto (KVM when /dev/kvm runs a guest here, else TCG), kvm or tcg
+    #[arg(long, value_enum, default_value_t = AccelArg::Auto)]
+    accel: AccelArg,
     /// Print the report as JSON on stdout
     #[arg(long)]
     json: bool,
+}
+
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+enum AccelArg {
+    Auto,
+    Kvm,
+    Tcg,
+}
+
+impl From<AccelArg> for AccelChoice {
+    fn from(a: AccelArg) -> AccelChoice {
+        match a {
+            AccelArg::Auto => AccelChoice::Auto,
+            AccelArg::Kvm => AccelChoice::Kvm,
+            AccelArg::Tcg => AccelChoice::Tcg,
+        }
+    }
 }
 
 pub fn boot_test(a: BootTestArgs) -> Result<ExitCode> {
@@ -88,6 +108,7 @@ pub fn boot_test(a: BootTestArgs) -> Result<ExitCode> {
     spec.timeout = Duration::from_secs(a.timeout);
     spec.markers = a.markers;
     spec.memory_mib = a.memory;
+    spec.accel = a.accel.into();
     spec.work_dir = a.log_dir;
     spec.login = a.root_password.map(|pw| Login {
         user: "root".into(),
@@ -161,6 +182,7 @@ fn install_then_boot(
 fn print_report(report: &imagebuilder::boot_test::BootReport) {
     {
         println!("serial log: {}", report.serial_log.display());
+        println!("accelerator: {}", report.accel);
         for m in &report.markers {
             match m.seconds {
                 Some(s) => println!("marker {:?}: {s:.1} s", m.marker),

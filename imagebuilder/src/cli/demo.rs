@@ -5,6 +5,8 @@ use std::process::ExitCode;
 
 use anyhow::Result;
 use clap::Args;
+use imagebuilder::build::publish::OutputFormat;
+use imagebuilder::host::Target;
 
 /// Build the demo tree, the demo qcow2 from kickstarts/demo-qcow2.ks, and boot it (BIOS)
 #[derive(Debug, Args)]
@@ -21,6 +23,11 @@ pub struct DemoArgs {
 }
 
 pub fn run(a: DemoArgs) -> Result<ExitCode> {
+    let mut needs = vec![Target::Image(OutputFormat::Qcow2)];
+    if !a.no_boot {
+        needs.push(Target::BootTest);
+    }
+    imagebuilder::host::preflight(&needs)?;
     let r = imagebuilder::build::demo::run_demo(&a.outdir, !a.no_boot)?;
     if a.json {
         println!("{}", serde_json::to_string_pretty(&r)?);
@@ -30,7 +37,8 @@ pub fn run(a: DemoArgs) -> Result<ExitCode> {
     println!("commit: {} ({})", r.build.commit, r.build.reference);
     match &r.booted {
         Some(b) => println!(
-            "booted (BIOS, QEMU TCG): {} on the console after {:.0} s; serial log {}",
+            "booted (BIOS, QEMU {}): {} on the console after {:.0} s; serial log {}",
+            imagebuilder::boot_test::auto_accel(),
             imagebuilder::build::demo::DEMO_MARKER,
             b.marker_seconds
                 .or(b.login_prompt_seconds)

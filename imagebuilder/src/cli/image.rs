@@ -96,7 +96,7 @@ impl LiveArgs {
     }
 }
 
-fn parse_format(s: &str) -> Result<OutputFormat, String> {
+pub fn parse_format(s: &str) -> Result<OutputFormat, String> {
     match s {
         "kvm" => Ok(OutputFormat::Qcow2),
         _ => OutputFormat::parse(s).ok_or_else(|| {
@@ -140,6 +140,7 @@ pub fn parse_size(s: &str) -> Result<u64, String> {
 }
 
 pub fn run(a: ImageArgs) -> Result<ExitCode> {
+    imagebuilder::host::preflight(&imagebuilder::host::Target::images(&a.formats))?;
     let opts = KickstartImageOptions {
         ostree_repo: a.ostreerepo,
         preserve_ks_url: a.preserve_ks_url,

@@ -104,8 +104,12 @@ pub fn run(a: ImagefactoryArgs) -> Result<ExitCode> {
         bail!("nothing to do: give --outputdir to build images and/or --koji-config OUT");
     }
     if a.native {
-        // Refuse unsupported types before anything is written (Koji config included).
-        imagefactory::native_formats(&req.types)?;
+        // Refuse unsupported types, and a host that cannot build them, before anything is
+        // written (Koji config included).
+        let formats = imagefactory::native_formats(&req.types)?;
+        if a.outputdir.is_some() {
+            imagebuilder::host::preflight(&imagebuilder::host::Target::images(&formats))?;
+        }
     }
     if let Some(out) = &a.koji_config {
         let opts = KojiOptions {

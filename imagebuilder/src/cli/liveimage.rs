@@ -6,6 +6,7 @@ use std::process::ExitCode;
 use anyhow::Result;
 use clap::Args;
 use imagebuilder::build::liveimage::{IMAGES_DIR, LiveimageRequest, liveimage};
+use imagebuilder::build::publish::OutputFormat;
 
 use super::image::LiveArgs;
 
@@ -56,6 +57,10 @@ pub struct LiveimageArgs {
 }
 
 pub fn run(a: LiveimageArgs) -> Result<ExitCode> {
+    imagebuilder::host::preflight(&imagebuilder::host::Target::images(&[
+        OutputFormat::PxeLive,
+        OutputFormat::LiveIso,
+    ]))?;
     let config = match &a.config {
         Some(c) => {
             let loaded = imagebuilder::config::load(c, a.profile.as_deref())?;

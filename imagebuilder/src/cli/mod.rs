@@ -9,6 +9,8 @@ use clap::{Parser, Subcommand};
 mod boot_test;
 mod clean;
 mod demo;
+mod doctor;
+mod generate;
 mod image;
 mod imagefactory;
 mod installer;
@@ -45,6 +47,10 @@ enum Cmd {
     Image(image::ImageArgs),
     Demo(demo::DemoArgs),
     Clean(clean::CleanArgs),
+    Doctor(doctor::DoctorArgs),
+    /// Man pages, completions and package relations for packaging
+    #[command(subcommand, hide = true)]
+    Generate(generate::GenerateCmd),
     /// Kickstart validation, flattening and version tables
     #[command(subcommand)]
     Ks(ks::KsCmd),
@@ -75,6 +81,8 @@ pub fn main() -> ExitCode {
         Cmd::Ks(c) => ks::run(c),
         Cmd::Iso(c) => iso::run(c),
         Cmd::Clean(a) => clean::run(a),
+        Cmd::Doctor(a) => doctor::run(a),
+        Cmd::Generate(c) => generate::run(c),
     };
     if imagebuilder::util::cleanup::is_interrupted() {
         // The signal thread is cleaning up; it prints the one line and exits.
@@ -96,5 +104,53 @@ mod tests {
     #[test]
     fn cli_is_consistent() {
         super::Cli::command().debug_assert();
+    }
+
+    /// Every visible subcommand has its man page, and every completion script knows every
+    /// subcommand: both are generated from the same clap tree.
+    #[test]
+    fn man_pages_and_completions_cover_every_subcommand() {
+        use imagebuilder::docgen;
+        let cmd = super::Cli::command();
+        let paths = docgen::subcommand_paths(&cmd);
+        for expected in [
+            &["image"][..],
+            &["doctor"],
+            &["boot-test"],
+            &["ks", "validate"],
+        ] {
+            assert!(
+                paths.iter().any(|p| p == expected),
+                "{expected:?} not in {paths:?}"
+            );
+        }
+        assert!(!paths.iter().any(|p| p[0] == "generate"), "hidden");
+        let d = tempfile::tempdir().unwrap();
+        let written = docgen::write_manpages(cmd.clone(), &d.path().join("man")).unwrap();
+        let mut names: Vec<String> = written
+            .iter()
+            .map(|p| p.file_name().unwrap().to_string_lossy().into_owned())
+            .collect();
+        names.sort();
+        let mut expected: Vec<String> = std::iter::once(Vec::new())
+            .chain(paths.iter().cloned())
+            .map(|p| docgen::manpage_name("imagebuilder", &p))
+            .collect();
+        expected.sort();
+        assert_eq!(names, expected);
+        let image = std::fs::read_to_string(d.path().join("man/imagebuilder-image.1")).unwrap();
+        assert!(image.contains(r"\-\-kickstart"), "{image}");
+        for shell in [docgen::Shell::Bash, docgen::Shell::Zsh, docgen::Shell::Fish] {
+            let p = docgen::write_completions(cmd.clone(), shell, &d.path().join("c")).unwrap();
+            let text = std::fs::read_to_string(&p).unwrap();
+            for path in &paths {
+                let leaf = path.last().unwrap();
+                assert!(
+                    text.contains(leaf.as_str()),
+                    "{shell:?}: no {leaf} in {}",
+                    p.display()
+                );
+            }
+        }
     }
 }

@@ -109,6 +109,7 @@ pub struct PostOutcome {
     pub exit_code: Option<i32>,
     pub log: PathBuf,
     pub seconds: f64,
+    /// What the caller should report (not logged here, so each is reported once).
     pub warnings: Vec<String>,
 }
 
@@ -341,7 +342,7 @@ pub fn run_script(
             ));
         }
     }
-    let warnings = copy_log(t, s, &what, &log_path)?;
+    let mut warnings = copy_log(t, s, &what, &log_path)?;
     if let Some(why) = killed {
         bail!(
             "{what} {why}; last lines of its log ({}):\n{}",
@@ -349,7 +350,7 @@ pub fn run_script(
             tail(&log_path, 20)
         );
     }
-    check_status(s, &what, status, &log_path)?;
+    warnings.extend(check_status(s, &what, status, &log_path)?);
     Ok(PostOutcome {
         index,
         exit_code: status.code(),
@@ -424,21 +425,20 @@ fn copy_log(t: &Target, s: &PostScript, what: &str, log_path: &Path) -> Result<V
                 "{what}: --log={l} is outside {NOCHROOT_TARGET}: not written on the build host; see {}",
                 log_path.display()
             );
-            tracing::warn!("{w}");
             Ok(vec![w])
         }
     }
 }
 
-/// A failed script fails the build with `--erroronfail`, else it is a warning.
+/// A failed script fails the build with `--erroronfail`, else it is a warning (returned).
 fn check_status(
     s: &PostScript,
     what: &str,
     status: std::process::ExitStatus,
     log_path: &Path,
-) -> Result<()> {
+) -> Result<Option<String>> {
     if status.success() {
-        return Ok(());
+        return Ok(None);
     }
     if s.erroronfail {
         bail!(
@@ -447,11 +447,10 @@ fn check_status(
             tail(log_path, 20)
         );
     }
-    tracing::warn!(
+    Ok(Some(format!(
         "{what} failed ({status}); the build goes on (no --erroronfail); log: {}",
         log_path.display()
-    );
-    Ok(())
+    )))
 }
 
 /// The kickstart's `%post` sections, in file order (other script kinds are not run by an image build).

@@ -173,10 +173,7 @@ fn build(dir: &Path) -> Result<DemoTree> {
     crate::util::fsutil::write_atomic(&recipe.join("packages.txt"), PACKAGES.as_bytes())?;
     crate::util::fsutil::write_atomic(&recipe.join("build-rootfs.sh"), SCRIPT.as_bytes())?;
 
-    if !rustix::process::geteuid().is_root() {
-        bail!("building the demo tree needs root (debootstrap and chroot); run as root");
-    }
-    crate::util::cmd::require_program("debootstrap")?;
+    crate::host::preflight(&[crate::host::Target::DemoTree])?;
     let mirror = debian_mirror();
     tracing::info!(
         "building the demo root filesystem in {} (debootstrap from {mirror}; a few minutes)",

@@ -9,7 +9,8 @@
 use std::ffi::OsStr;
 use std::io::{Read, Seek, SeekFrom};
 use std::os::unix::process::CommandExt as _;
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Child, Command, ExitStatus, Output, Stdio};
+use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
 
@@ -48,6 +49,15 @@ pub struct CommandFailed {
     tail: String,
 }
 
+/// How a program run with a time limit ([`CommandExt::run_within`]) ended.
+#[derive(Debug)]
+pub struct Bounded {
+    /// Its exit status; `None` when it was killed at the limit.
+    pub status: Option<ExitStatus>,
+    /// The end of its stderr.
+    pub stderr: String,
+}
+
 /// Extension trait on [`Command`] used everywhere a program is spawned.
 pub trait CommandExt {
     /// Runs the command with stdin closed and stdout inherited-to-log; fails with the command line,
@@ -63,6 +73,9 @@ pub trait CommandExt {
     /// Starts a long-running program (stdio as configured by the caller), logging the command line
     /// and naming the Debian package when the program is missing. The caller waits for or kills it.
     fn spawn_logged(&mut self) -> Result<std::process::Child>;
+    /// Runs the command (stdin and stdout closed, stderr captured) for at most `limit`, killing it
+    /// then. Its exit status is returned, not judged: for probes whose status is the answer.
+    fn run_within(&mut self, limit: Duration) -> Result<Bounded>;
 }
 
 impl CommandExt for Command {
@@ -134,6 +147,42 @@ impl CommandExt for Command {
         spawn(self).with_context(|| format!("starting `{line}`: {}", missing_hint(self)))
     }
 
+    fn run_within(&mut self, limit: Duration) -> Result<Bounded> {
+        let line = display(self);
+        tracing::debug!("exec (at most {} s): {line}", limit.as_secs_f64());
+        let mut stderr = tempfile::tempfile().context("creating stderr capture file")?;
+        self.stdin(Stdio::null()).stdout(Stdio::null()).stderr(
+            stderr
+                .try_clone()
+                .context("duplicating stderr capture file")?,
+        );
+        let mut child =
+            spawn(self).with_context(|| format!("running `{line}`: {}", missing_hint(self)))?;
+        let deadline = Instant::now() + limit;
+        let status = loop {
+            match child.try_wait() {
+                Ok(Some(st)) => break Some(st),
+                Ok(None) if Instant::now() < deadline => {
+                    std::thread::sleep(Duration::from_millis(10));
+                }
+                Ok(None) => {
+                    let _ = child.kill();
+                    let _ = child.wait();
+                    break None;
+                }
+                Err(e) => {
+                    let _ = child.kill();
+                    let _ = child.wait();
+                    crate::util::cleanup::forget_child(child.id());
+                    return Err(e).with_context(|| format!("waiting for `{line}`"));
+                }
+            }
+        };
+        crate::util::cleanup::forget_child(child.id());
+        let stderr = tail(&mut stderr).trim_start_matches(":\n").to_string();
+        Ok(Bounded { status, stderr })
+    }
+
     fn run_text(&mut self) -> Result<String> {
         let out = self.run_stdout()?;
         let line = display(self);
@@ -198,43 +247,10 @@ fn missing_hint(cmd: &Command) -> String {
     }
 }
 
-/// The Debian package that provides a host tool this project runs.
+/// The Debian package that provides a host tool this project runs (from the one requirement
+/// table, [`crate::host::requirements`]).
 pub fn debian_package_for(program: &str) -> Option<&'static str> {
-    let name = program.rsplit('/').next().unwrap_or(program);
-    Some(match name {
-        "ostree" => "ostree",
-        "mke2fs" | "mkfs.ext4" | "mkfs.ext3" | "e2fsck" | "debugfs" | "tune2fs" => "e2fsprogs",
-        "mkfs.fat" | "mkfs.vfat" | "fsck.fat" => "dosfstools",
-        "mcopy" | "mmd" | "mdir" => "mtools",
-        "mkfs.btrfs" | "btrfs" => "btrfs-progs",
-        "mkfs.xfs" | "xfs_repair" => "xfsprogs",
-        "mkswap" => "util-linux",
-        "sgdisk" => "gdisk",
-        "sfdisk" => "fdisk",
-        "grub-mkimage" => "grub2-common",
-        "qemu-img" => "qemu-utils",
-        "qemu-system-x86_64" => "qemu-system-x86",
-        "OVMF_CODE_4M.fd" | "OVMF_VARS_4M.fd" | "OVMF_CODE.fd" | "OVMF_VARS.fd" => "ovmf",
-        "busybox" => "busybox-static",
-        "grub-mkrescue" => "grub-common",
-        "prlimit" | "unshare" => "util-linux",
-        "mksquashfs" | "unsquashfs" => "squashfs-tools",
-        "xorriso" | "xorrisofs" => "xorriso",
-        "debootstrap" => "debootstrap",
-        "bwrap" => "bubblewrap",
-        "xmllint" => "libxml2-utils",
-        "gpg" | "gpgconf" => "gnupg",
-        "podman" => "podman",
-        "docker" => "docker.io",
-        "pvck" | "vgs" | "lvs" | "pvs" => "lvm2",
-        "cpio" => "cpio",
-        "zstd" => "zstd",
-        "xz" => "xz-utils",
-        "gzip" => "gzip",
-        "zip" => "zip",
-        "sha256sum" => "coreutils",
-        _ => return None,
-    })
+    crate::host::requirements::for_program(program).and_then(|r| r.debian)
 }
 
 /// Fails with a clear message naming the Debian package when `program` is not on `PATH`.
@@ -301,6 +317,27 @@ mod tests {
         assert!(format!("{err:#}").contains("dosfstools"), "{err:#}");
         let err = require_program("no-such-program-xyz").unwrap_err();
         assert!(err.to_string().contains("no-such-program-xyz"));
+    }
+
+    #[test]
+    fn run_within_returns_the_status_or_kills_at_the_limit() {
+        let r = Command::new("sh")
+            .args(["-c", "echo said-this 1>&2; exit 3"])
+            .run_within(Duration::from_secs(10))
+            .unwrap();
+        assert_eq!(r.status.and_then(|s| s.code()), Some(3));
+        assert_eq!(r.stderr, "said-this");
+        let start = Instant::now();
+        let r = Command::new("sleep")
+            .arg("30")
+            .run_within(Duration::from_millis(200))
+            .unwrap();
+        assert!(r.status.is_none(), "{r:?}");
+        assert!(start.elapsed() < Duration::from_secs(10));
+        let err = Command::new("/nonexistent/xorriso")
+            .run_within(Duration::from_secs(1))
+            .unwrap_err();
+        assert!(format!("{err:#}").contains("`xorriso`"), "{err:#}");
     }
 
     #[test]

@@ -231,7 +231,8 @@ impl ApplyOptions {
 
 /// Writes the whole configuration into `target`, in the order Anaconda applies it: groups, users,
 /// root password, ssh keys, services, time zone, language, keyboard, host name and network, SELinux,
-/// firewall. Returns the warnings (also logged with `tracing::warn!`).
+/// firewall. Returns the warnings without logging them: the caller reports each once (an image
+/// build in its build log, which also prints it).
 pub fn apply(target: &Target, cfg: &SystemConfig, opts: &ApplyOptions) -> Result<Vec<Warning>> {
     let mut warnings: Vec<Warning> = cfg
         .unsupported
@@ -259,9 +260,6 @@ pub fn apply(target: &Target, cfg: &SystemConfig, opts: &ApplyOptions) -> Result
     }
     if let Some(fw) = &cfg.firewall {
         firewall::apply_firewall(target, fw, &mut warnings).context("firewall")?;
-    }
-    for w in &warnings {
-        tracing::warn!("{w}");
     }
     Ok(warnings)
 }
