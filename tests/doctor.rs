@@ -142,23 +142,25 @@ fn build_commands_stop_before_any_work_naming_the_program_and_package() {
     let out = tmp.path().join("out");
     // The kickstart does not even exist: the host check comes before reading it.
     let missing_ks = tmp.path().join("nonexistent.ks");
-    for args in [
-        vec!["image", "-i", "qcow2", "-i", "pxe-live"],
-        vec!["liveimage"],
-    ] {
-        let o = Command::new(env!("CARGO_BIN_EXE_imagebuilder"))
-            .args(&args)
-            .arg(if args[0] == "image" {
-                "--kickstart"
-            } else {
-                "-k"
-            })
+    let build = |args: &[&str], ks_flag: &str| {
+        Command::new(env!("CARGO_BIN_EXE_imagebuilder"))
+            .args(args)
+            .arg(ks_flag)
             .arg(&missing_ks)
             .arg("-o")
             .arg(&out)
             .env("PATH", &bin)
             .output()
-            .unwrap();
+            .unwrap()
+    };
+    for (args, ks_flag) in [
+        (
+            &["image", "-i", "qcow2", "-i", "pxe-live"][..],
+            "--kickstart",
+        ),
+        (&["liveimage"][..], "-k"),
+    ] {
+        let o = build(args, ks_flag);
         let stderr = String::from_utf8_lossy(&o.stderr);
         assert_eq!(o.status.code(), Some(1), "{stderr}");
         assert!(
@@ -171,14 +173,7 @@ fn build_commands_stop_before_any_work_naming_the_program_and_package() {
         assert!(!out.exists(), "{args:?} wrote {}", out.display());
     }
     // A qcow2 alone does not need it.
-    let o = Command::new(env!("CARGO_BIN_EXE_imagebuilder"))
-        .args(["image", "-i", "qcow2", "--kickstart"])
-        .arg(&missing_ks)
-        .arg("-o")
-        .arg(&out)
-        .env("PATH", &bin)
-        .output()
-        .unwrap();
+    let o = build(&["image", "-i", "qcow2"], "--kickstart");
     let stderr = String::from_utf8_lossy(&o.stderr);
     assert!(!stderr.contains(REMOVED), "{stderr}");
 }

@@ -382,7 +382,7 @@ pub fn build_image(job: &ImageJob, hooks: &[&dyn DeploymentHook]) -> Result<Buil
     let log_dir = work.path().join("logs");
     let mut log = BuildLog::create(&log_dir, &job.name)?;
     for l in stale.lines() {
-        log.warn(format!("{l} (left by an earlier build)"));
+        log.record_warning(format!("{l} (left by an earlier build)"));
     }
     let result = run(job, hooks, &req, &work, &mut log);
     let result = finish_logs(job, result, log, &log_dir);

@@ -138,6 +138,12 @@ impl BuildLog {
     pub fn warn(&mut self, msg: impl AsRef<str>) {
         let msg = msg.as_ref();
         tracing::warn!("{msg}");
+        self.record_warning(msg);
+    }
+
+    /// Writes a warning already shown on stderr (before this log existed) into the log file only.
+    pub fn record_warning(&mut self, msg: impl AsRef<str>) {
+        let msg = msg.as_ref();
         let _ = writeln!(
             self.file,
             "[{:8.2}s] WARNING: {msg}",
